@@ -1,0 +1,198 @@
+/**
+ * Configuration: one file (YAML or JSON), a strict schema, environment overrides for secrets and
+ * ports, every problem reported at once, then frozen. Nothing else in the broker reads env vars.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { Secret } from './secret.js';
+import { formatPath, parseYamlSource } from './yamlSource.js';
+
+const Port = z.number().int().min(0).max(65535);
+
+const SecretRef = z.union([
+  z.strictObject({ env: z.string().min(1) }),
+  z.strictObject({ file: z.string().min(1) }),
+]);
+
+const SoftwareCustody = z.strictObject({ kind: z.literal('software') });
+const Pkcs11Custody = z.strictObject({
+  kind: z.literal('pkcs11'),
+  module: z.string().min(1),
+  token: z.union([z.strictObject({ label: z.string().min(1) }), z.strictObject({ slot: z.number().int().nonnegative() })]),
+  /** Where the user PIN comes from: an environment variable or a file. Never the config itself. */
+  pin: SecretRef,
+  kekLabel: z.string().min(1).default('keyanchor-kek'),
+  /** Mechanism that wraps data keys under the KEK. */
+  wrapMechanism: z.enum(['AES_KEY_WRAP_PAD', 'AES_KEY_WRAP']).default('AES_KEY_WRAP_PAD'),
+  /** Hash for RSA-OAEP wrapping to the agent. SoftHSM 2.6 supports SHA-1 only. */
+  oaepHash: z.enum(['SHA-1', 'SHA-256']).default('SHA-256'),
+  sessions: z.number().int().min(1).max(64).default(4),
+});
+
+const MemoryStore = z.strictObject({ kind: z.literal('memory') });
+
+export const ConfigSchema = z.strictObject({
+  listen: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: Port.default(8443),
+    })
+    .default({ host: '127.0.0.1', port: 8443 }),
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+  /** Plain HTTP, for tests only: allowed only on a loopback address. */
+  insecureHttp: z.boolean().default(false),
+  stateDir: z.string().min(1).default('state'),
+  policyDir: z.string().min(1).default('policies'),
+  nonce: z
+    .strictObject({
+      ttlSeconds: z.number().int().min(1).max(3600).default(60),
+      maxOutstanding: z.number().int().min(1).max(10_000_000).default(100_000),
+    })
+    .default({ ttlSeconds: 60, maxOutstanding: 100_000 }),
+  evidence: z
+    .strictObject({ maxClockSkewSeconds: z.number().int().min(0).max(3600).default(60) })
+    .default({ maxClockSkewSeconds: 60 }),
+  custody: z.discriminatedUnion('kind', [SoftwareCustody, Pkcs11Custody]).default({ kind: 'software' }),
+  store: z.discriminatedUnion('kind', [MemoryStore]).default({ kind: 'memory' }),
+  log: z
+    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .default({ level: 'info' }),
+  /** Development conveniences: dev TLS CA, demo node/publisher credentials and a demo key. */
+  dev: z.strictObject({ enabled: z.boolean().default(true) }).default({ enabled: true }),
+});
+
+type Parsed = z.infer<typeof ConfigSchema>;
+export type Pkcs11CustodyConfig = Omit<z.infer<typeof Pkcs11Custody>, 'pin'> & { pin: Secret };
+export type CustodyConfig = { kind: 'software' } | Pkcs11CustodyConfig;
+export type Config = Readonly<Omit<Parsed, 'custody'> & { custody: CustodyConfig; configDir: string }>;
+
+export class ConfigError extends Error {
+  readonly code = 'config_invalid';
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Environment variables that override the file. Secrets (the HSM PIN) never come from the file. */
+export const ENV_OVERRIDES = {
+  KEYANCHOR_HOST: 'listen.host',
+  KEYANCHOR_PORT: 'listen.port',
+  KEYANCHOR_STATE_DIR: 'stateDir',
+  KEYANCHOR_POLICY_DIR: 'policyDir',
+  KEYANCHOR_LOG_LEVEL: 'log.level',
+} as const;
+
+function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, problems: string[]): void {
+  for (const [name, dotted] of Object.entries(ENV_OVERRIDES)) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    const keys = dotted.split('.');
+    let target = raw;
+    for (const k of keys.slice(0, -1)) {
+      const next = target[k];
+      if (next !== undefined && (typeof next !== 'object' || next === null || Array.isArray(next))) {
+        problems.push(`${name}: cannot override ${dotted}: the file sets ${k} to a non-object`);
+        return;
+      }
+      target = (target[k] ??= {}) as Record<string, unknown>;
+    }
+    const leaf = keys[keys.length - 1]!;
+    if (name === 'KEYANCHOR_PORT') {
+      if (!/^\d{1,5}$/.test(v)) problems.push(`${name}: not a port number`);
+      else target[leaf] = Number(v);
+    } else target[leaf] = v;
+  }
+}
+
+function resolveSecret(ref: z.infer<typeof SecretRef>, env: NodeJS.ProcessEnv, where: string, baseDir: string, problems: string[]): Secret {
+  if ('env' in ref) {
+    const v = env[ref.env];
+    if (!v) problems.push(`${where}: environment variable ${ref.env} is not set`);
+    return new Secret(v ?? '');
+  }
+  try {
+    return new Secret(readFileSync(path.resolve(baseDir, ref.file), 'utf8').trim());
+  } catch (e) {
+    problems.push(`${where}: cannot read the file ${ref.file} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    return new Secret('');
+  }
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+/**
+ * Parses and validates a configuration. `text` is the file's content (YAML or JSON), or undefined
+ * for the embedded defaults. Throws ConfigError listing every problem.
+ */
+export function parseConfig(text: string | undefined, opts: { file?: string; env?: NodeJS.ProcessEnv } = {}): Config {
+  const env = opts.env ?? {};
+  const where = opts.file ?? 'config';
+  const problems: string[] = [];
+  let raw: Record<string, unknown> = {};
+  let locate = (_p: ReadonlyArray<PropertyKey>) => ({ line: 1, col: 1 });
+  if (text !== undefined) {
+    const src = parseYamlSource(text);
+    for (const e of src.errors) problems.push(`${where}:${e.pos.line}:${e.pos.col}: ${e.message}`);
+    if (src.errors.length === 0) {
+      if (src.value === null || src.value === undefined) raw = {};
+      else if (typeof src.value !== 'object' || Array.isArray(src.value)) problems.push(`${where}: must be a mapping`);
+      else raw = src.value as Record<string, unknown>;
+    }
+    locate = src.locate;
+  }
+  if (problems.length) throw new ConfigError(problems);
+  applyEnv(raw, env, problems);
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const keys = issue.code === 'unrecognized_keys' ? issue.keys : [undefined];
+      for (const k of keys) {
+        const p = k === undefined ? issue.path : [...issue.path, k];
+        const pos = locate(p);
+        const msg = issue.code === 'unrecognized_keys' ? `unknown key "${k}"` : issue.message;
+        problems.push(`${where}:${pos.line}:${pos.col} ${formatPath(p)}: ${msg}`);
+      }
+    }
+    throw new ConfigError(problems);
+  }
+  const c = result.data;
+  const configDir = opts.file ? path.dirname(path.resolve(opts.file)) : process.cwd();
+  if (c.insecureHttp && !LOOPBACK.test(c.listen.host)) {
+    problems.push(`${where}: insecureHttp is allowed only on a loopback address, not ${c.listen.host}`);
+  }
+  let custody: CustodyConfig = { kind: 'software' };
+  if (c.custody.kind === 'pkcs11') {
+    custody = { ...c.custody, pin: resolveSecret(c.custody.pin, env, `${where} custody.pin`, configDir, problems) };
+  }
+  if (problems.length) throw new ConfigError(problems);
+  const abs = (p: string) => path.resolve(configDir, p);
+  return deepFreeze({
+    ...c,
+    custody,
+    configDir,
+    stateDir: abs(c.stateDir),
+    policyDir: abs(c.policyDir),
+    tls: c.tls ? { cert: abs(c.tls.cert), key: abs(c.tls.key) } : undefined,
+  });
+}
+
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv): Config {
+  if (!file) return parseConfig(undefined, { env });
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`]);
+  }
+  return parseConfig(text, { file, env });
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !(o instanceof Secret) && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o as object)) deepFreeze(v);
+  }
+  return o;
+}

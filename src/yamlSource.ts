@@ -1,0 +1,57 @@
+import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node } from 'yaml';
+
+export interface SourcePosition {
+  line: number;
+  col: number;
+}
+
+/** A parsed YAML (or JSON) document that can say where a path in it sits in the text. */
+export interface YamlSource {
+  value: unknown;
+  /** Position of the node at `path`, or of its nearest existing ancestor. */
+  locate(path: ReadonlyArray<PropertyKey>): SourcePosition;
+  /** Syntax errors, already located. */
+  errors: Array<{ message: string; pos: SourcePosition }>;
+}
+
+export function parseYamlSource(text: string): YamlSource {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  const pos = (offset: number): SourcePosition => {
+    const p = lineCounter.linePos(offset);
+    return { line: p.line, col: p.col };
+  };
+  const errors = doc.errors.map((e) => ({ message: e.message.split('\n')[0] ?? e.message, pos: pos(e.pos[0]) }));
+  const locate = (path: ReadonlyArray<PropertyKey>): SourcePosition => {
+    let node: Node | null | undefined = doc.contents as Node | null;
+    let best = node?.range ? pos(node.range[0]) : { line: 1, col: 1 };
+    for (const seg of path) {
+      if (isMap(node)) {
+        const pair = node.items.find((it) => isScalar(it.key) && String(it.key.value) === String(seg));
+        if (!pair) break;
+        const keyNode = pair.key as Node;
+        if (keyNode.range) best = pos(keyNode.range[0]);
+        node = pair.value as Node | null;
+        // An unknown key is best reported at the key itself, so stop at the key if there is no value.
+        if (node?.range) best = pos(node.range[0]);
+      } else if (isSeq(node) && typeof seg === 'number') {
+        const item = node.items[seg] as Node | undefined;
+        if (!item) break;
+        node = item;
+        if (item.range) best = pos(item.range[0]);
+      } else break;
+    }
+    return best;
+  };
+  return { value: errors.length ? undefined : doc.toJS({ maxAliasCount: 50 }), locate, errors };
+}
+
+/** Renders a zod-style path the way the policy errors print it: `software[1].keys[0]`. */
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out ? `.${String(seg)}` : String(seg);
+  }
+  return out || '(root)';
+}
