@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { Secret } from './secret.js';
+import { locateIssues } from './schemaProblems.js';
 import { formatPath, parseYamlSource } from './yamlSource.js';
 
 const Port = z.number().int().min(0).max(65535);
@@ -126,7 +127,16 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
  * Parses and validates a configuration. `text` is the file's content (YAML or JSON), or undefined
  * for the embedded defaults. Throws ConfigError listing every problem.
  */
-export function parseConfig(text: string | undefined, opts: { file?: string; env?: NodeJS.ProcessEnv } = {}): Config {
+/** Command-line flags that override the file and the environment. */
+export interface ConfigOverrides {
+  insecureHttp?: boolean;
+  host?: string;
+  port?: number;
+  stateDir?: string;
+  policyDir?: string;
+}
+
+export function parseConfig(text: string | undefined, opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: ConfigOverrides } = {}): Config {
   const env = opts.env ?? {};
   const where = opts.file ?? 'config';
   const problems: string[] = [];
@@ -144,16 +154,19 @@ export function parseConfig(text: string | undefined, opts: { file?: string; env
   }
   if (problems.length) throw new ConfigError(problems);
   applyEnv(raw, env, problems);
+  const o = opts.overrides ?? {};
+  if (o.host !== undefined || o.port !== undefined) {
+    const listen = (raw.listen ??= {}) as Record<string, unknown>;
+    if (o.host !== undefined) listen.host = o.host;
+    if (o.port !== undefined) listen.port = o.port;
+  }
+  if (o.insecureHttp) raw.insecureHttp = true;
+  if (o.stateDir !== undefined) raw.stateDir = o.stateDir;
+  if (o.policyDir !== undefined) raw.policyDir = o.policyDir;
   const result = ConfigSchema.safeParse(raw);
   if (!result.success) {
-    for (const issue of result.error.issues) {
-      const keys = issue.code === 'unrecognized_keys' ? issue.keys : [undefined];
-      for (const k of keys) {
-        const p = k === undefined ? issue.path : [...issue.path, k];
-        const pos = locate(p);
-        const msg = issue.code === 'unrecognized_keys' ? `unknown key "${k}"` : issue.message;
-        problems.push(`${where}:${pos.line}:${pos.col} ${formatPath(p)}: ${msg}`);
-      }
+    for (const p of locateIssues(result.error, locate)) {
+      problems.push(`${where}:${p.pos.line}:${p.pos.col} ${formatPath(p.path)}: ${p.message}`);
     }
     throw new ConfigError(problems);
   }
@@ -178,15 +191,15 @@ export function parseConfig(text: string | undefined, opts: { file?: string; env
   });
 }
 
-export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv): Config {
-  if (!file) return parseConfig(undefined, { env });
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv, overrides: ConfigOverrides = {}): Config {
+  if (!file) return parseConfig(undefined, { env, overrides });
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     throw new ConfigError([`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`]);
   }
-  return parseConfig(text, { file, env });
+  return parseConfig(text, { file, env, overrides });
 }
 
 function deepFreeze<T>(o: T): T {

@@ -1,0 +1,75 @@
+/**
+ * The `attest-agent` command line. runCli() never calls process.exit: it returns the status to
+ * exit with, and prints one line on stderr for any failure (see exitCodes.ts).
+ */
+import { Command, CommanderError } from 'commander';
+import { runExec, type ExecFlags } from './commands/exec.js';
+import { runFetch, type FetchFlags } from './commands/fetch.js';
+import { runMeasure, type MeasureFlags } from './commands/measure.js';
+import { addAttestationOptions } from './commands/options.js';
+import { formatAgentError, toAgentError } from './errors.js';
+import { exitCodeFor, formatExitCodeTable } from './exitCodes.js';
+
+export interface CliIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+const defaultIo: CliIo = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
+
+const EXEC_KEYS = 'key to request and deliver: NAME[@VERSION]=ENVVAR (base64 in the env var) or NAME[@VERSION]:file=PATH (raw bytes, tmpfs only, 0400, removed at exit); repeatable';
+const FETCH_KEYS = 'key to request: NAME[@VERSION]; repeatable';
+
+function buildProgram(io: CliIo, setStatus: (n: number) => void): Command {
+  const root = new Command('attest-agent')
+    .description('Measure a workload, attest it to a keyanchor broker, and hand it the keys it is granted.')
+    .enablePositionalOptions()
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err });
+
+  addAttestationOptions(root.command('exec'), EXEC_KEYS)
+    .description('measure PROGRAM into a private copy, attest, deliver keys, run it; exits with its status')
+    .option('--work-dir <dir>', 'where the private copy of the program is made (default $XDG_RUNTIME_DIR or the temp dir)')
+    .argument('<program>', 'program to measure and run (after --)')
+    .argument('[args...]', 'its arguments')
+    .passThroughOptions()
+    .exitOverride()
+    .action(async (program: string, args: string[], flags: ExecFlags) => setStatus(await runExec(program, args, flags)));
+
+  addAttestationOptions(root.command('fetch'), FETCH_KEYS)
+    .description('attest for --program without running it and output the keys as JSON {"<name>": "<base64 key>"}')
+    .requiredOption('--program <path>', 'the program binary to measure (the workload the keys are for)')
+    .option('--out <file>', 'write the JSON to a new file (mode 0400, never overwritten, must be on a tmpfs)')
+    .option('--stdout', 'write the JSON to stdout')
+    .exitOverride()
+    .action(async (flags: FetchFlags) => setStatus(await runFetch(flags, io.out)));
+
+  root.command('measure')
+    .description('print the sha256 of PATH (sha256sum format) and, with --oci-layout, the image digest')
+    .argument('<path>', 'file to measure')
+    .option('--oci-layout <dir[:tag]>', 'also print the verified manifest digest of this OCI layout')
+    .option('--json', 'print one JSON object instead')
+    .exitOverride()
+    .action(async (path: string, flags: MeasureFlags) => setStatus(await runMeasure(path, flags, io.out)));
+
+  root.command('exit-codes')
+    .description('print the exit status of every error code')
+    .exitOverride()
+    .action(() => { io.out(formatExitCodeTable()); setStatus(0); });
+  return root;
+}
+
+export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Promise<number> {
+  let status = 0;
+  const program = buildProgram(io, (n) => { status = n; });
+  try {
+    await program.parseAsync([...argv], { from: 'node' });
+    return status;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : exitCodeFor('usage');
+    const agentError = toAgentError(err);
+    io.err(`${formatAgentError(agentError)}\n`);
+    return exitCodeFor(agentError.code);
+  }
+}

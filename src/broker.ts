@@ -1,0 +1,153 @@
+/**
+ * Wires the broker from a Config: state directory, custody, keystore, policy, nonce store, HTTP
+ * server. The only place that turns configuration into running parts.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
+import { createApp } from './app.js';
+import { NonceService } from './attestation/nonces.js';
+import { systemClock, type Clock } from './clock.js';
+import type { Config } from './config.js';
+import { createCustodian } from './custody/index.js';
+import type { KeyCustodian } from './custody/custodian.js';
+import { devPaths, ensureDevIdentities, ensureDevTls, signDemoApp } from './dev/bootstrap.js';
+import { Keystore } from './keys/keystore.js';
+import { KeyService } from './keys/keyService.js';
+import { createLogger, type Logger } from './log.js';
+import { formatProblem, loadPolicyDir, PolicyError } from './policy/load.js';
+import type { Policy } from './policy/types.js';
+import { createNonceStore } from './store/index.js';
+
+export const DEMO_KEY = 'demo/app-key';
+
+export interface Broker {
+  url: string;
+  /** Paths of the TLS CA the agent should trust, when the broker made a dev CA. */
+  tlsCa?: string;
+  reloadPolicy(): boolean;
+  close(): Promise<void>;
+}
+
+export interface BrokerOptions {
+  clock?: Clock;
+  log?: Logger;
+}
+
+export const policyVars = (config: Pick<Config, 'stateDir'>) => ({ stateDir: config.stateDir });
+
+/** Loads the keystore and custodian for CLI commands and the server alike. */
+export async function openKeys(config: Config, clock: Clock = systemClock): Promise<{ keys: KeyService; custodian: KeyCustodian }> {
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const custodian = await createCustodian(config, { create: config.custody.kind === 'software' });
+  const keystore = new Keystore(config.stateDir, config.custody.kind);
+  return { keys: new KeyService(keystore, custodian, clock), custodian };
+}
+
+export interface Assembled {
+  app: Express;
+  keys: KeyService;
+  custodian: KeyCustodian;
+  tls?: { cert: string; key: string };
+  tlsCa?: string;
+  reloadPolicy(): boolean;
+  close(): Promise<void>;
+}
+
+/** Builds every part of the broker except the listening socket (what supertest drives). */
+export async function assembleBroker(config: Config, opts: BrokerOptions = {}): Promise<Assembled> {
+  const clock = opts.clock ?? systemClock;
+  const log = opts.log ?? createLogger(config.log.level);
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const dev = devPaths(config.stateDir);
+  let tlsCa: string | undefined;
+  if (config.dev.enabled) {
+    if (await ensureDevIdentities(dev)) log.info({ nodeCert: dev.nodeCert, publisherKey: dev.publisherKey }, 'generated demo node and publisher credentials');
+    signDemoApp(dev);
+  }
+  let tls = config.tls;
+  if (!config.insecureHttp && !tls) {
+    if (!config.dev.enabled) throw new Error('no TLS certificate configured (set tls.cert and tls.key, or enable dev mode)');
+    if (await ensureDevTls(dev, [config.listen.host])) log.info({ ca: dev.tlsCa }, 'generated a dev TLS CA and server certificate');
+    tls = { cert: dev.tlsCert, key: dev.tlsKey };
+    tlsCa = dev.tlsCa;
+  }
+
+  const { keys, custodian } = await openKeys(config, clock);
+  if (config.dev.enabled && !keys.has(DEMO_KEY)) {
+    await keys.create(DEMO_KEY, 'keyanchor-dev-bootstrap');
+    log.info({ key: DEMO_KEY }, 'created the demo key');
+  }
+
+  let policy: Policy = loadPolicyDir(config.policyDir, { vars: policyVars(config) });
+  const logPolicy = (p: Policy) => {
+    log.info({ policyDir: config.policyDir, files: p.sources, software: p.software.length, nodeCAs: p.nodeCAs.size }, 'policy loaded');
+    for (const sw of p.software) for (const g of sw.grants) for (const k of g.keys) {
+      if (!keys.has(k.name)) log.warn({ software: sw.name, key: k.name }, 'policy grants a key that does not exist yet');
+    }
+  };
+  logPolicy(policy);
+  const reloadPolicy = (): boolean => {
+    try {
+      policy = loadPolicyDir(config.policyDir, { vars: policyVars(config) });
+      logPolicy(policy);
+      return true;
+    } catch (e) {
+      const problems = e instanceof PolicyError ? e.problems.map(formatProblem) : [String(e)];
+      log.error({ problems }, 'policy reload refused; the previous policy stays in force');
+      return false;
+    }
+  };
+
+  const store = createNonceStore(config);
+  const nonces = new NonceService(store, clock, config.nonce.ttlSeconds * 1000);
+  const app = createApp({
+    nonces,
+    custodian,
+    log,
+    release: { nonces, policy: () => policy, keys, clock, maxClockSkewMs: config.evidence.maxClockSkewSeconds * 1000 },
+  });
+  return {
+    app,
+    keys,
+    custodian,
+    ...(tls ? { tls } : {}),
+    ...(tlsCa ? { tlsCa } : {}),
+    reloadPolicy,
+    close: async () => {
+      await store.close();
+      await custodian.close();
+    },
+  };
+}
+
+export async function startBroker(config: Config, opts: BrokerOptions = {}): Promise<Broker> {
+  const log = opts.log ?? createLogger(config.log.level);
+  const b = await assembleBroker(config, { ...opts, log });
+  const server = b.tls
+    ? https.createServer({ cert: readFileSync(b.tls.cert), key: readFileSync(b.tls.key), minVersion: 'TLSv1.2' }, b.app)
+    : http.createServer(b.app);
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.listen.port, config.listen.host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = `${b.tls ? 'https' : 'http'}://${host}:${addr.port}`;
+  log.info({ url, custody: b.custodian.kind, tlsCa: b.tlsCa }, 'keyanchor broker listening');
+  return {
+    url,
+    ...(b.tlsCa ? { tlsCa: b.tlsCa } : {}),
+    reloadPolicy: b.reloadPolicy,
+    close: async () => {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections();
+      await closed;
+      await b.close();
+    },
+  };
+}

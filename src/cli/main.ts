@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { demoCommand } from './demo.js';
+import { keysCommand } from './keysCmd.js';
+import { policyCommand } from './policyCmd.js';
+import { serveCommand } from './serve.js';
+
+const program = new Command('keyanchor')
+  .description('workload-attestation key broker')
+  .option('-c, --config <file>', 'config file (YAML or JSON); env KEYANCHOR_CONFIG')
+  .showHelpAfterError();
+program.addCommand(serveCommand());
+program.addCommand(policyCommand());
+program.addCommand(keysCommand());
+program.addCommand(demoCommand());
+await program.parseAsync(process.argv);

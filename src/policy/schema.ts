@@ -1,0 +1,74 @@
+/** The schema of one policy file. Unknown keys are errors; every name is checked for form. */
+import { z } from 'zod';
+import { ImageDigest, KeyName, Sha256Hex } from '../protocol.js';
+
+export const PolicyName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'a name of lowercase letters, digits, ".", "_" or "-"');
+
+/** PEM material: inline, or a file path (relative to the policy file; may use ${stateDir}). */
+export const Material = z
+  .strictObject({ file: z.string().min(1).optional(), pem: z.string().min(1).optional() })
+  .refine((m) => (m.file === undefined) !== (m.pem === undefined), 'give exactly one of "file" or "pem"');
+
+/** `team/purpose` or `team/purpose@VERSION` (pins the version). */
+export const KeyGrantRef = z.string().refine((s) => {
+  const [name, version, ...rest] = s.split('@');
+  return rest.length === 0 && KeyName.safeParse(name).success && (version === undefined || /^[1-9]\d{0,6}$/.test(version));
+}, 'a key name "team/purpose", optionally "@VERSION"');
+
+const Description = z.string().max(2000).optional();
+
+const NodeCAEntry = z.strictObject({ name: PolicyName, description: Description, certificate: Material });
+
+const ZoneEntry = z.strictObject({
+  name: PolicyName,
+  description: Description,
+  match: z
+    .strictObject({
+      nodeCA: PolicyName.optional(),
+      subject: z.string().min(1).optional(),
+      sanUriPrefix: z.string().min(1).optional(),
+    })
+    .refine((m) => m.nodeCA || m.subject || m.sanUriPrefix, 'give at least one of nodeCA, subject, sanUriPrefix'),
+});
+
+const PublisherEntry = z
+  .strictObject({
+    name: PolicyName,
+    description: Description,
+    publicKey: Material.optional(),
+    certificate: Material.optional(),
+    subjects: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .refine((p) => (p.publicKey === undefined) !== (p.certificate === undefined), 'give exactly one of "publicKey" or "certificate"')
+  .refine((p) => !p.subjects || p.certificate, '"subjects" applies only to a certificate publisher');
+
+const artifact = <T extends z.ZodType<string>>(digest: T) =>
+  z
+    .strictObject({
+      digests: z.array(digest).optional(),
+      publishers: z.array(PolicyName).optional(),
+    })
+    .refine((a) => (a.digests?.length ?? 0) + (a.publishers?.length ?? 0) > 0, 'approve by at least one digest or publisher');
+
+const GrantEntry = z.strictObject({
+  keys: z.array(KeyGrantRef).min(1),
+  zones: z.array(PolicyName).min(1),
+  nodes: z.array(z.string().min(1)).min(1).optional(),
+});
+
+const SoftwareEntry = z.strictObject({
+  name: PolicyName,
+  description: Description,
+  binary: artifact(Sha256Hex),
+  image: artifact(ImageDigest).optional(),
+  grants: z.array(GrantEntry).min(1),
+});
+
+export const PolicyFileSchema = z.strictObject({
+  version: z.literal(1).optional(),
+  nodeCAs: z.array(NodeCAEntry).optional(),
+  zones: z.array(ZoneEntry).optional(),
+  publishers: z.array(PublisherEntry).optional(),
+  software: z.array(SoftwareEntry).optional(),
+});
+export type PolicyFile = z.infer<typeof PolicyFileSchema>;
