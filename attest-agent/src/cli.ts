@@ -19,6 +19,23 @@ const defaultIo: CliIo = { out: (t) => process.stdout.write(t), err: (t) => proc
 
 const EXEC_KEYS = 'key to request and deliver: NAME[@VERSION]=ENVVAR (base64 in the env var) or NAME[@VERSION]:file=PATH (raw bytes, tmpfs only, 0400, removed at exit); repeatable';
 const FETCH_KEYS = 'key to request: NAME[@VERSION]; repeatable';
+const EXIT_HELP = 'Exit status: see `attest-agent exit-codes` (1 usage, 2 local config, 3-9 local checks, 10-33 broker problem codes, 40-46 transport/runtime).';
+const EXEC_HELP = `
+The program is read once, hashed and copied into a private 0700 directory under --work-dir; the copy
+is what runs (argv[0] is the original path), so the executed bytes are the attested bytes. Signals
+SIGINT/SIGTERM/SIGHUP are forwarded; key files and the copy are removed when the program exits.
+The agent exits with the program's status (128+N if it was killed by signal N).
+${EXIT_HELP}
+
+Example:
+  attest-agent exec --broker https://broker:8443 --ca ca.pem --node-cert node.pem --node-key node.key \
+    --key billing/db=DB_KEY --key billing/tls:file=/dev/shm/tls.key -- /usr/local/bin/billing --port 8080`;
+const FETCH_HELP = `
+Output: one JSON object mapping each key name to its raw key bytes in standard base64, e.g.
+  {"billing/db":"q83vASNFZ4mrze8BI0VniQ=="}
+--out creates the file with mode 0400 (O_EXCL: an existing file is never overwritten) and only
+on a tmpfs such as /dev/shm; --stdout prints it for a pipe.
+${EXIT_HELP}`;
 
 function buildProgram(io: CliIo, setStatus: (n: number) => void): Command {
   const root = new Command('attest-agent')
@@ -31,6 +48,8 @@ function buildProgram(io: CliIo, setStatus: (n: number) => void): Command {
   addAttestationOptions(root.command('exec'), EXEC_KEYS)
     .description('measure PROGRAM into a private copy, attest, deliver keys, run it; exits with its status')
     .option('--work-dir <dir>', 'where the private copy of the program is made (default $XDG_RUNTIME_DIR or the temp dir)')
+    .usage('[options] -- <program> [args...]')
+    .addHelpText('after', EXEC_HELP)
     .argument('<program>', 'program to measure and run (after --)')
     .argument('[args...]', 'its arguments')
     .passThroughOptions()
@@ -42,6 +61,7 @@ function buildProgram(io: CliIo, setStatus: (n: number) => void): Command {
     .requiredOption('--program <path>', 'the program binary to measure (the workload the keys are for)')
     .option('--out <file>', 'write the JSON to a new file (mode 0400, never overwritten, must be on a tmpfs)')
     .option('--stdout', 'write the JSON to stdout')
+    .addHelpText('after', FETCH_HELP)
     .exitOverride()
     .action(async (flags: FetchFlags) => setStatus(await runFetch(flags, io.out)));
 

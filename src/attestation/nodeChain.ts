@@ -20,7 +20,10 @@ export function parseChain(x5c: readonly string[]): ParsedCert[] {
   return x5c.map((b64, i) => {
     try {
       const der = Buffer.from(b64, 'base64');
-      return { node: new X509Certificate(der), ext: new x509.X509Certificate(der) };
+      const node = new X509Certificate(der);
+      // Exact DER only: no trailing bytes after the certificate.
+      if (node.raw.length !== der.length) throw new Error('trailing data after the certificate');
+      return { node, ext: new x509.X509Certificate(der) };
     } catch (e) {
       throw new BrokerError('evidence_malformed', `x5c[${i}] is not a DER certificate`, { cause: e });
     }
@@ -63,8 +66,14 @@ export function verifyNodeChain(chain: ParsedCert[], trusted: ReadonlyMap<string
       if (pathLen !== undefined && i - 1 > pathLen) throw untrusted(`certificate ${i} pathLen constraint exceeded`);
     }
     for (const ca of trusted.values()) {
-      if (cur.node.raw.equals(ca.cert.raw) || issuedBy(cur.node, ca.cert)) {
+      const isAnchor = cur.node.raw.equals(ca.cert.raw);
+      if (isAnchor || issuedBy(cur.node, ca.cert)) {
         if (!withinValidity(ca.cert, now)) throw untrusted(`trusted node CA ${ca.name} is outside its validity period`);
+        // The chain must be used whole: nothing may follow but the anchor itself.
+        const rest = chain.slice(i + 1);
+        if (rest.length > 1 || (rest.length === 1 && (isAnchor || !rest[0]!.node.raw.equals(ca.cert.raw)))) {
+          throw untrusted(`x5c carries ${rest.length} certificate(s) beyond the trusted node CA ${ca.name}`);
+        }
         return identity(leaf, ca.name);
       }
     }

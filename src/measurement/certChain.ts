@@ -50,11 +50,12 @@ export function signingCertificateKey(pub: CaPublisher, x5c: readonly string[] |
   const path = decodeX5c(x5c, anchor);
   const leaf = path[0] as Cert;
 
-  path.forEach((cert, i) => checkIssuedBy(cert, path[i + 1] ?? anchor));
+  // Each certificate on its own first (the clearer reason), then the links between them.
   for (const cert of [...path, anchor]) checkUsableAt(cert, now);
+  checkCodeSigning(leaf);
   path.slice(1).forEach((cert, below) => checkCa(cert, below));
   checkCa(anchor, path.length - 1);
-  checkCodeSigning(leaf);
+  path.forEach((cert, i) => checkIssuedBy(cert, path[i + 1] ?? anchor));
   if (pub.subjects !== undefined && !pub.subjects.includes(leaf.node.subject)) {
     reject(`signing certificate subject ${JSON.stringify(leaf.node.subject)} is not one of the publisher's subjects`);
   }
@@ -84,11 +85,15 @@ function base64Der(entry: unknown, i: number): Buffer {
 }
 
 function certFromDer(der: Buffer, label: string): Cert {
+  let cert: Cert;
   try {
-    return { label, node: new X509Certificate(der), parsed: new x509.X509Certificate(new Uint8Array(der)) };
+    cert = { label, node: new X509Certificate(der), parsed: new x509.X509Certificate(new Uint8Array(der)) };
   } catch {
     return reject(`${label} is not a DER X.509 certificate`);
   }
+  // Both parsers also take PEM (and ignore what follows the certificate); only exact DER is accepted.
+  if (!cert.node.raw.equals(der)) reject(`${label} is not a DER X.509 certificate`);
+  return cert;
 }
 
 function checkIssuedBy(cert: Cert, issuer: Cert): void {

@@ -44,7 +44,13 @@ export function ckrOf(e: unknown): number | undefined {
 
 export const isCkr = (e: unknown, rv: number): boolean => ckrOf(e) === rv;
 
+/** Raised by the backend itself when a check, not a CK_RV, shows a session lost its login. */
+export class SessionLostError extends Error {
+  override readonly name = 'SessionLostError';
+}
+
 export function recoveryFor(e: unknown): Recovery | undefined {
+  if (e instanceof SessionLostError) return 'session';
   const rv = ckrOf(e);
   if (rv === undefined) return undefined;
   if (MODULE_LEVEL.has(rv)) return 'module';

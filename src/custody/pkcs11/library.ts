@@ -137,28 +137,27 @@ export class Pkcs11Library {
     return matches[0]!;
   }
 
-  /**
-   * Opens a R/W session and logs the user in. Login state is per token and shared by all of the
-   * application's sessions, so CKR_USER_ALREADY_LOGGED_IN is success. A refused PIN throws a
-   * BrokerError with `pinRefused` set: callers must not retry it (each try counts to a lockout).
-   */
-  openUserSession(slot: Handle, pin: Secret): Handle {
-    let session: Handle;
+  openSession(slot: Handle): Handle {
     try {
-      session = this.mod.C_OpenSession(slot, CKF.SERIAL_SESSION | CKF.RW_SESSION);
+      return this.mod.C_OpenSession(slot, CKF.SERIAL_SESSION | CKF.RW_SESSION);
     } catch (e) {
       throw custodyError('C_OpenSession', e);
     }
+  }
+
+  /**
+   * Logs the user in. Login state is per token and shared by all of this application's sessions,
+   * so CKR_USER_ALREADY_LOGGED_IN is success. A refused PIN throws PinRefusedError, which
+   * callers must not retry: every attempt counts towards the token's PIN lockout.
+   */
+  login(session: Handle, pin: Secret): void {
     try {
       this.mod.C_Login(session, CKU_USER, pin.reveal());
     } catch (e) {
-      if (!isCkr(e, CKR.USER_ALREADY_LOGGED_IN)) {
-        this.closeSession(session);
-        if (isPinFatal(e)) throw new PinRefusedError(describe(e), e);
-        throw custodyError('C_Login', e);
-      }
+      if (isCkr(e, CKR.USER_ALREADY_LOGGED_IN)) return;
+      if (isPinFatal(e)) throw new PinRefusedError(describe(e), e);
+      throw custodyError('C_Login', e);
     }
-    return session;
   }
 
   /** Best effort: the session may already be gone with the device. */

@@ -51,6 +51,8 @@ export const cmd = {
     `openssl x509 -req -in ${csr} -signkey ${key} -days ${days} -set_serial 1 -extfile ${ext} -out ${cert}`,
   issue: (csr: string, ca: string, caKey: string, serial: number, days: number, ext: string, cert: string) =>
     `openssl x509 -req -in ${csr} -CA ${ca} -CAkey ${caKey} -set_serial ${serial} -days ${days} -extfile ${ext} -out ${cert}`,
+  verifyChain: (ca: string, intermediates: string, cert: string) =>
+    `openssl verify -CAfile ${ca} -untrusted ${intermediates} -purpose any ${cert}`,
   x5c: (cert: string) => `openssl x509 -in ${cert} -outform DER | openssl base64 -A`,
 } as const;
 
