@@ -1,8 +1,26 @@
+/**
+ * The PKCS#11 custody backend. Loaded only through a dynamic import (custody/index.ts, and the
+ * `keyanchor hsm` command), and it loads pkcs11js itself only when called, so nothing else in
+ * the broker depends on the native module. It never falls back to software custody: when the
+ * HSM cannot serve, calls fail with custody_unavailable.
+ */
 import type { Pkcs11CustodyConfig } from '../../config.js';
-import { BrokerError } from '../../errors.js';
 import type { KeyCustodian } from '../custodian.js';
+import { Pkcs11Custodian } from './custodian.js';
+import type { Pkcs11Internals } from './library.js';
+import { SessionPool } from './sessions.js';
 
-/** Placeholder until the PKCS#11 backend lands: fails closed, never falls back to software. */
-export async function createPkcs11Custodian(_c: Pkcs11CustodyConfig): Promise<KeyCustodian> {
-  throw new BrokerError('custody_unavailable', 'the pkcs11 custody backend is not built yet');
+export { hsmInit, hsmStatus, type HsmInitResult, type HsmStatus } from './admin.js';
+export type { KekAttributes } from './kek.js';
+export type { Pkcs11Internals, Pkcs11Module } from './library.js';
+export { Pkcs11Custodian } from './custodian.js';
+
+/**
+ * Connects to the configured token (session pool logged in, KEK found and checked) and returns
+ * the custodian. Throws BrokerError('custody_unavailable') when the module, token, PIN or KEK is
+ * not right. `internals` is for tests only.
+ */
+export async function createPkcs11Custodian(config: Pkcs11CustodyConfig, internals?: Pkcs11Internals): Promise<KeyCustodian & { readonly kekId: string }> {
+  const pool = await SessionPool.open(config, internals);
+  return new Pkcs11Custodian(pool, config);
 }

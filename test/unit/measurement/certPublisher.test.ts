@@ -19,11 +19,11 @@ const binary = (pub: Publisher, sig: string, chain: string[] | undefined, now?: 
   return v.ok ? 'accepted' : v.reason;
 };
 
-/** A leaf certificate for `key`, issued by `ca` with the extensions in `ext`. */
+let serial = 1000;
+/** A certificate for `key`, issued by `ca` with the extensions in `ext`; `extra` appends openssl options. */
 function issue(name: string, key: string, ca: string, ext: string, options: { days?: number; subject?: string; extra?: string } = {}): void {
   w.sh(cmd.csr(key, options.subject ?? SIGNER_SUBJECT, `${name}.csr`));
-  const serial = 1000 + Math.floor(Math.random() * 1_000_000);
-  w.sh(`${cmd.issue(`${name}.csr`, `${ca}.pem`, `${ca}.key`, serial, options.days ?? 365, ext, `${name}.pem`)}${options.extra ?? ''}`);
+  w.sh(`${cmd.issue(`${name}.csr`, `${ca}.pem`, `${ca}.key`, ++serial, options.days ?? 365, ext, `${name}.pem`)}${options.extra ?? ''}`);
 }
 
 function root(name: string, subject: string): void {

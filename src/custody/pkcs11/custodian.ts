@@ -1,0 +1,215 @@
+/**
+ * PKCS#11 custody: data keys are made, wrapped, unwrapped and re-encrypted inside the HSM; the
+ * broker handles only wrapped blobs and the finished JWE, never a key's bytes.
+ *
+ * Blob layout: `W ‖ T` where W = C_WrapKey(KEK, data key) with CKM_AES_KEY_WRAP_PAD (or
+ * CKM_AES_KEY_WRAP), 40 bytes for a 256-bit key, and T = AES-CMAC(data key, keyAad(ref)),
+ * 16 bytes, computed in the HSM. AES key wrap takes no associated data, so T is what binds the
+ * blob to its name and version: a release verifies T (C_Verify, in the HSM) before anything else,
+ * and a blob presented under another name or version fails closed. Forging T needs the data key.
+ *
+ * Release (`form: 'cek'`, see protocol.ts): the unwrapped data key becomes the content-encryption
+ * key of a compact JWE to the agent's RSA key: encrypted_key = C_WrapKey(RSA-OAEP, recipient,
+ * data key), and the data key AES-GCM-encrypts the UTF-8 kid `name@version` with the encoded
+ * protected header as additional data. Every object made for a call is a session object and is
+ * destroyed in `finally`. CKA_VALUE is never read.
+ *
+ * RSA-OAEP's hash comes from `oaepHash`: SHA-256 (RSA-OAEP-256) is the default and what real HSMs
+ * support; SoftHSM 2.6 implements OAEP with SHA-1 only (RSA-OAEP) and answers SHA-256 with
+ * CKR_ARGUMENTS_BAD, which surfaces as custody_unavailable naming `oaepHash`.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Pkcs11CustodyConfig } from '../../config.js';
+import { BrokerError } from '../../errors.js';
+import { releaseKid, type RecipientJwk, type ReleasedKey } from '../../protocol.js';
+import { keyAad, type KeyCustodian, type KeyRef, type WrappedKey } from '../custodian.js';
+import { importRecipient } from '../recipient.js';
+import { CK_PARAMS, CKA, CKG, CKK, CKM, CKO, CKR, CKZ_DATA_SPECIFIED } from './constants.js';
+import { ckrOf, describe, recoveryFor } from './errors.js';
+import { compactJwe, encodeProtectedHeader, GCM_IV_BYTES, GCM_TAG_BYTES, type CekAlg } from './jwe.js';
+import type { Handle, Pkcs11Module } from './library.js';
+import type { SessionPool } from './sessions.js';
+
+const DATA_KEY_BYTES = 32;
+const WRAPPED_BYTES = 40;
+const TAG_BYTES = 16;
+
+const WRAP_ALGS = {
+  'pkcs11:AES_KEY_WRAP_PAD': CKM.AES_KEY_WRAP_PAD,
+  'pkcs11:AES_KEY_WRAP': CKM.AES_KEY_WRAP,
+} as const;
+type WrapAlg = keyof typeof WRAP_ALGS;
+
+const OAEP = {
+  'SHA-1': { alg: 'RSA-OAEP', hashAlg: CKM.SHA_1, mgf: CKG.MGF1_SHA1 },
+  'SHA-256': { alg: 'RSA-OAEP-256', hashAlg: CKM.SHA256, mgf: CKG.MGF1_SHA256 },
+} as const satisfies Record<Pkcs11CustodyConfig['oaepHash'], { alg: CekAlg; hashAlg: number; mgf: number }>;
+
+/** Refusals of the OAEP parameters, as opposed to a failing device. */
+const OAEP_REFUSED: ReadonlySet<number> = new Set([CKR.ARGUMENTS_BAD, CKR.MECHANISM_INVALID, CKR.MECHANISM_PARAM_INVALID]);
+
+export class Pkcs11Custodian implements KeyCustodian {
+  readonly kind = 'pkcs11' as const;
+  readonly recipientKeyTypes = ['RSA'] as const;
+  readonly #pool: SessionPool;
+  readonly #wrapAlg: WrapAlg;
+  readonly #oaep: (typeof OAEP)[keyof typeof OAEP];
+  readonly #oaepHash: Pkcs11CustodyConfig['oaepHash'];
+
+  constructor(pool: SessionPool, config: Pick<Pkcs11CustodyConfig, 'wrapMechanism' | 'oaepHash'>) {
+    this.#pool = pool;
+    this.#wrapAlg = `pkcs11:${config.wrapMechanism}`;
+    this.#oaep = OAEP[config.oaepHash];
+    this.#oaepHash = config.oaepHash;
+  }
+
+  get kekId(): string {
+    return this.#pool.kekId;
+  }
+
+  async generate(ref: KeyRef): Promise<WrappedKey> {
+    const alg = this.#wrapAlg;
+    return this.#pool.run(`generating ${releaseKid(ref.name, ref.version)}`, async ({ mod, session, kek, kekId }) => {
+      const objects = new SessionObjects(mod, session);
+      try {
+        const key = objects.add(await mod.C_GenerateKeyAsync(session, { mechanism: CKM.AES_KEY_GEN }, DATA_KEY_TEMPLATE.generate));
+        const wrapped = await mod.C_WrapKeyAsync(session, { mechanism: WRAP_ALGS[alg] }, kek, key, Buffer.alloc(WRAPPED_BYTES + 16));
+        mod.C_SignInit(session, { mechanism: CKM.AES_CMAC }, key);
+        const tag = await mod.C_SignAsync(session, keyAad(ref), Buffer.alloc(TAG_BYTES));
+        return { alg, kekId, blob: Buffer.concat([wrapped, tag]) };
+      } finally {
+        objects.destroyAll();
+      }
+    });
+  }
+
+  async releaseTo(ref: KeyRef, wrapped: WrappedKey, recipient: RecipientJwk): Promise<ReleasedKey> {
+    const kid = releaseKid(ref.name, ref.version);
+    const rsa = await this.#rsaRecipient(recipient);
+    if (!Object.hasOwn(WRAP_ALGS, wrapped.alg)) throw new BrokerError('custody_unavailable', `key ${kid} is wrapped with ${wrapped.alg}, not by pkcs11 custody`);
+    const mechanism = WRAP_ALGS[wrapped.alg as WrapAlg];
+    if (wrapped.blob.length !== WRAPPED_BYTES + TAG_BYTES) throw new BrokerError('custody_unavailable', `wrapped key ${kid} has the wrong length`);
+    const blob = wrapped.blob.subarray(0, WRAPPED_BYTES);
+    const tag = wrapped.blob.subarray(WRAPPED_BYTES);
+    const header = encodeProtectedHeader(this.#oaep.alg, kid);
+
+    return this.#pool.run(`releasing ${kid}`, async ({ mod, session, kek, kekId }) => {
+      if (wrapped.kekId !== kekId) throw new BrokerError('custody_unavailable', `key ${kid} is wrapped by ${wrapped.kekId}, not by this KEK ${kekId}`);
+      const objects = new SessionObjects(mod, session);
+      try {
+        const key = objects.add(
+          await refine(mod.C_UnwrapKeyAsync(session, { mechanism }, kek, blob, DATA_KEY_TEMPLATE.release), (e) =>
+            `wrapped key ${kid} does not unwrap under ${kekId} (${describe(e)})`),
+        );
+        mod.C_VerifyInit(session, { mechanism: CKM.AES_CMAC }, key);
+        const bound = await refine(mod.C_VerifyAsync(session, keyAad(ref), tag), (e) =>
+          ckrOf(e) === CKR.SIGNATURE_INVALID ? `wrapped key ${kid} is bound to another key name or version` : `verifying the binding of ${kid} failed (${describe(e)})`);
+        if (!bound) throw new BrokerError('custody_unavailable', `wrapped key ${kid} is bound to another key name or version`);
+
+        const pub = objects.add(mod.C_CreateObject(session, recipientTemplate(rsa.n, rsa.e)));
+        const oaep = { type: CK_PARAMS.RSA_OAEP, hashAlg: this.#oaep.hashAlg, mgf: this.#oaep.mgf, source: CKZ_DATA_SPECIFIED };
+        const encryptedKey = await refine(mod.C_WrapKeyAsync(session, { mechanism: CKM.RSA_PKCS_OAEP, parameter: oaep }, pub, key, Buffer.alloc(rsa.n.length)), (e) =>
+          OAEP_REFUSED.has(ckrOf(e) ?? -1)
+            ? `the token refused RSA-OAEP with ${this.#oaepHash} (${describe(e)}); SoftHSM 2.6 supports only SHA-1: set custody.oaepHash to SHA-1 for it (real HSMs support SHA-256)`
+            : `wrapping ${kid} to the recipient failed (${describe(e)})`);
+
+        const iv = randomBytes(GCM_IV_BYTES);
+        const plaintext = Buffer.from(kid, 'utf8');
+        const gcm = { type: CK_PARAMS.AES_GCM_v240, iv, ivBits: GCM_IV_BYTES * 8, aad: Buffer.from(header, 'ascii'), tagBits: GCM_TAG_BYTES * 8 };
+        mod.C_EncryptInit(session, { mechanism: CKM.AES_GCM, parameter: gcm }, key);
+        const sealed = await mod.C_EncryptAsync(session, plaintext, Buffer.alloc(plaintext.length + GCM_TAG_BYTES));
+        return { name: ref.name, version: ref.version, form: 'cek' as const, jwe: compactJwe(header, encryptedKey, iv, sealed) };
+      } finally {
+        objects.destroyAll();
+      }
+    });
+  }
+
+  health(): Promise<void> {
+    return this.#pool.health();
+  }
+
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
+
+  /** RSA only (the HSM wraps with RSA-OAEP); the same strength and import checks as software custody. */
+  async #rsaRecipient(jwk: RecipientJwk): Promise<{ n: Buffer; e: Buffer }> {
+    if (jwk.kty !== 'RSA') throw new BrokerError('recipient_unsupported', `pkcs11 custody releases to RSA keys only, not ${jwk.kty}`);
+    if (jwk.alg !== undefined && jwk.alg !== this.#oaep.alg) {
+      throw new BrokerError('recipient_unsupported', `the recipient key is for ${jwk.alg}; this custodian wraps with ${this.#oaep.alg}`);
+    }
+    await importRecipient(jwk, this.#oaep.alg);
+    return { n: Buffer.from(jwk.n, 'base64url'), e: Buffer.from(jwk.e, 'base64url') };
+  }
+}
+
+/** Data keys are session objects: sensitive, extractable only so they can be wrapped, single-purpose. */
+const dataKeyTemplate = (uses: { sign?: boolean; verify?: boolean; encrypt?: boolean }) => [
+  { type: CKA.CLASS, value: CKO.SECRET_KEY },
+  { type: CKA.KEY_TYPE, value: CKK.AES },
+  { type: CKA.TOKEN, value: false },
+  { type: CKA.PRIVATE, value: true },
+  { type: CKA.SENSITIVE, value: true },
+  { type: CKA.EXTRACTABLE, value: true },
+  { type: CKA.SIGN, value: uses.sign ?? false },
+  { type: CKA.VERIFY, value: uses.verify ?? false },
+  { type: CKA.ENCRYPT, value: uses.encrypt ?? false },
+  { type: CKA.DECRYPT, value: false },
+  { type: CKA.WRAP, value: false },
+  { type: CKA.UNWRAP, value: false },
+  { type: CKA.DERIVE, value: false },
+];
+
+const DATA_KEY_TEMPLATE = {
+  generate: [...dataKeyTemplate({ sign: true }), { type: CKA.VALUE_LEN, value: DATA_KEY_BYTES }],
+  release: dataKeyTemplate({ verify: true, encrypt: true }),
+};
+
+const recipientTemplate = (n: Buffer, e: Buffer) => [
+  { type: CKA.CLASS, value: CKO.PUBLIC_KEY },
+  { type: CKA.KEY_TYPE, value: CKK.RSA },
+  { type: CKA.TOKEN, value: false },
+  { type: CKA.MODULUS, value: n },
+  { type: CKA.PUBLIC_EXPONENT, value: e },
+  { type: CKA.WRAP, value: true },
+  { type: CKA.ENCRYPT, value: false },
+  { type: CKA.VERIFY, value: false },
+];
+
+/**
+ * Turns a failure into custody_unavailable with a precise reason, except a failure the session
+ * pool recovers from, which passes through untouched so it still triggers the recovery.
+ */
+async function refine<T>(p: Promise<T>, reason: (e: unknown) => string): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof BrokerError || recoveryFor(e) !== undefined) throw e;
+    throw new BrokerError('custody_unavailable', `pkcs11: ${reason(e)}`, { cause: e });
+  }
+}
+
+/** The objects one call makes; all destroyed in its `finally`, best effort (a lost session took them along). */
+class SessionObjects {
+  readonly #handles: Handle[] = [];
+  constructor(
+    private readonly mod: Pkcs11Module,
+    private readonly session: Handle,
+  ) {}
+
+  add(h: Handle): Handle {
+    this.#handles.push(h);
+    return h;
+  }
+
+  destroyAll(): void {
+    for (const h of this.#handles.splice(0).reverse()) {
+      try {
+        this.mod.C_DestroyObject(this.session, h);
+      } catch {
+        /* the session is gone, and its objects with it */
+      }
+    }
+  }
+}
