@@ -9,6 +9,7 @@ import { DEMO_KEY, startBroker, type Broker } from '../broker.js';
 import { devPaths } from '../dev/bootstrap.js';
 import { createLogger } from '../log.js';
 import { packageRoot } from '../paths.js';
+import { formatProblem, PolicyError } from '../policy/load.js';
 import { configFrom, fail, reportConfigError } from './context.js';
 
 async function reachable(url: string, ca: string): Promise<boolean> {
@@ -39,7 +40,12 @@ export function demoCommand(): Command {
     let url = `https://${config.listen.host}:${config.listen.port}`;
     let own: Broker | undefined;
     if (!(await reachable(url, dev.tlsCa))) {
-      own = await startBroker({ ...config, listen: { host: '127.0.0.1', port: 0 }, insecureHttp: false }, { log: createLogger('warn') });
+      try {
+        own = await startBroker({ ...config, listen: { host: '127.0.0.1', port: 0 }, insecureHttp: false }, { log: createLogger('warn') });
+      } catch (e) {
+        if (e instanceof PolicyError) fail(`cannot start a broker for the demo: invalid policy\n  ${e.problems.map(formatProblem).join('\n  ')}`);
+        fail(`cannot start a broker for the demo: ${(e as Error).message}`);
+      }
       url = own.url;
       process.stdout.write(`started a broker for the demo at ${url}\n`);
     } else process.stdout.write(`using the broker at ${url}\n`);

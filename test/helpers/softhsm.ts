@@ -9,7 +9,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Pkcs11CustodyConfig } from '../../src/config.js';
@@ -75,7 +75,7 @@ export function createSoftHsm(opts: { label?: string } = {}): SoftHsm {
   const tokens = path.join(dir, 'tokens');
   const away = path.join(dir, 'unplugged');
   const conf = path.join(dir, 'softhsm2.conf');
-  execFileSync('mkdir', ['-m', '700', tokens]);
+  mkdirSync(tokens, { mode: 0o700 });
   writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\n`);
   const previousConf = process.env.SOFTHSM2_CONF;
   process.env.SOFTHSM2_CONF = conf;

@@ -100,10 +100,13 @@ export class Workdir {
     return new X509Certificate(this.read(name));
   }
 
-  /** One x5c entry: the certificate as standard base64 DER, made by openssl. */
+  /** One x5c entry: the certificate as standard base64 DER, made by openssl (once per file). */
   x5c(cert: string): string {
-    return this.sh(cmd.x5c(cert)).trim();
+    let entry = this.x5cCache.get(cert);
+    if (entry === undefined) this.x5cCache.set(cert, (entry = this.sh(cmd.x5c(cert)).trim()));
+    return entry;
   }
+  private readonly x5cCache = new Map<string, string>();
 
   remove(): void {
     rmSync(this.dir, { recursive: true, force: true });
