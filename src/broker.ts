@@ -9,6 +9,8 @@ import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { createApp } from './app.js';
 import { NonceService } from './attestation/nonces.js';
+import type { AuditLog } from './audit/auditLog.js';
+import { FileAuditLog } from './audit/fileAuditLog.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { createCustodian } from './custody/index.js';
@@ -38,16 +40,32 @@ export interface BrokerOptions {
 
 export const policyVars = (config: Pick<Config, 'stateDir'>) => ({ stateDir: config.stateDir });
 
-/** Loads the keystore and custodian for CLI commands and the server alike. */
-export async function openKeys(config: Config, clock: Clock = systemClock): Promise<{ keys: KeyService; custodian: KeyCustodian }> {
+/** Loads the keystore, custodian and audit trail for CLI commands and the server alike. */
+export async function openKeys(config: Config, clock: Clock = systemClock): Promise<{ keys: KeyService; custodian: KeyCustodian; audit: FileAuditLog; close(): Promise<void> }> {
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
-  const custodian = await createCustodian(config, { create: config.custody.kind === 'software' });
+  const audit = await FileAuditLog.open(config.audit.file, clock, { fsync: config.audit.fsync });
+  let custodian: KeyCustodian;
+  try {
+    custodian = await createCustodian(config, { create: config.custody.kind === 'software' });
+  } catch (e) {
+    await audit.close();
+    throw e;
+  }
   const keystore = new Keystore(config.stateDir, config.custody.kind);
-  return { keys: new KeyService(keystore, custodian, clock), custodian };
+  return {
+    keys: new KeyService(keystore, custodian, clock, audit),
+    custodian,
+    audit,
+    close: async () => {
+      await audit.close();
+      await custodian.close();
+    },
+  };
 }
 
 export interface Assembled {
   app: Express;
+  audit: AuditLog;
   keys: KeyService;
   custodian: KeyCustodian;
   tls?: { cert: string; key: string };
@@ -75,7 +93,7 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
     tlsCa = dev.tlsCa;
   }
 
-  const { keys, custodian } = await openKeys(config, clock);
+  const { keys, custodian, audit, close: closeKeys } = await openKeys(config, clock);
   if (config.dev.enabled && !keys.has(DEMO_KEY)) {
     await keys.create(DEMO_KEY, 'keyanchor-dev-bootstrap');
     log.info({ key: DEMO_KEY }, 'created the demo key');
@@ -105,6 +123,7 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
   const nonces = new NonceService(store, clock, config.nonce.ttlSeconds * 1000);
   const app = createApp({
     nonces,
+    audit,
     custodian,
     log,
     release: { nonces, policy: () => policy, keys, clock, maxClockSkewMs: config.evidence.maxClockSkewSeconds * 1000 },
@@ -116,9 +135,10 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
     ...(tls ? { tls } : {}),
     ...(tlsCa ? { tlsCa } : {}),
     reloadPolicy,
+    audit,
     close: async () => {
       await store.close();
-      await custodian.close();
+      await closeKeys();
     },
   };
 }

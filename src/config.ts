@@ -33,6 +33,28 @@ const Pkcs11Custody = z.strictObject({
 
 const MemoryStore = z.strictObject({ kind: z.literal('memory') });
 
+/** The admin API (key lifecycle for service owners). Off unless enabled with an authenticator. */
+const Admin = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    /** Bearer JWTs from an OIDC issuer, verified against its JWKS (a file or a URL). */
+    jwt: z
+      .strictObject({
+        issuer: z.string().min(1),
+        audience: z.string().min(1),
+        jwksFile: z.string().min(1).optional(),
+        jwksUrl: z.url().optional(),
+        groupsClaim: z.string().min(1).default('groups'),
+        algorithms: z.array(z.enum(['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'])).min(1).default(['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA']),
+        maxTokenAgeSeconds: z.number().int().min(1).max(86_400).default(3600),
+      })
+      .refine((j) => (j.jwksFile === undefined) !== (j.jwksUrl === undefined), 'give exactly one of jwksFile or jwksUrl')
+      .optional(),
+    /** Client certificates chaining to this CA (PEM file) authenticate admin callers. */
+    mtls: z.strictObject({ ca: z.string().min(1) }).optional(),
+  })
+  .refine((a) => !a.enabled || a.jwt || a.mtls, 'an enabled admin API needs jwt or mtls');
+
 export const ConfigSchema = z.strictObject({
   listen: z
     .strictObject({
@@ -56,6 +78,15 @@ export const ConfigSchema = z.strictObject({
     .default({ maxClockSkewSeconds: 60 }),
   custody: z.discriminatedUnion('kind', [SoftwareCustody, Pkcs11Custody]).default({ kind: 'software' }),
   store: z.discriminatedUnion('kind', [MemoryStore]).default({ kind: 'memory' }),
+  admin: Admin.default({ enabled: false }),
+  audit: z
+    .strictObject({
+      /** The hash-chained audit file; relative paths are under stateDir. */
+      file: z.string().min(1).default('audit.jsonl'),
+      /** fdatasync after every record (survives power loss; costs a disk flush per release). */
+      fsync: z.boolean().default(false),
+    })
+    .default({ file: 'audit.jsonl', fsync: false }),
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),
@@ -172,6 +203,7 @@ export function parseConfig(text: string | undefined, opts: { file?: string; env
   }
   const c = result.data;
   const configDir = opts.file ? path.dirname(path.resolve(opts.file)) : process.cwd();
+  if (c.admin.enabled && c.admin.mtls && c.insecureHttp) problems.push(`${where}: admin.mtls needs TLS; it cannot work with insecureHttp`);
   if (c.insecureHttp && !LOOPBACK.test(c.listen.host)) {
     problems.push(`${where}: insecureHttp is allowed only on a loopback address, not ${c.listen.host}`);
   }
@@ -186,8 +218,14 @@ export function parseConfig(text: string | undefined, opts: { file?: string; env
     custody,
     configDir,
     stateDir: abs(c.stateDir),
+    audit: { ...c.audit, file: path.resolve(abs(c.stateDir), c.audit.file) },
     policyDir: abs(c.policyDir),
     tls: c.tls ? { cert: abs(c.tls.cert), key: abs(c.tls.key) } : undefined,
+    admin: {
+      ...c.admin,
+      ...(c.admin.jwt ? { jwt: { ...c.admin.jwt, ...(c.admin.jwt.jwksFile ? { jwksFile: abs(c.admin.jwt.jwksFile) } : {}) } } : {}),
+      ...(c.admin.mtls ? { mtls: { ca: abs(c.admin.mtls.ca) } } : {}),
+    },
   });
 }
 

@@ -23,6 +23,7 @@ const TITLES: Record<ProblemCode, string> = {
   challenge_capacity: 'Too many outstanding challenges; retry later',
   custody_unavailable: 'Key custody is unavailable; retry later',
   store_unavailable: 'The state store is unavailable; retry later',
+  audit_unavailable: 'The audit log is unavailable; nothing was released',
   recipient_unsupported: 'The recipient key is not supported by this custody backend',
   internal: 'Internal error',
 };

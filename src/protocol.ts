@@ -37,6 +37,7 @@ export const PROBLEM_STATUS = {
   challenge_capacity: 503,
   custody_unavailable: 503,
   store_unavailable: 503,
+  audit_unavailable: 503,
   recipient_unsupported: 400,
   internal: 500,
 } as const;

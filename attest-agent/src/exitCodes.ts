@@ -57,6 +57,7 @@ const BROKER: Readonly<Record<ProblemCode, Entry>> = {
   store_unavailable: { exit: 31, message: "the broker's state store is unavailable" },
   recipient_unsupported: { exit: 32, message: "the broker cannot release to the agent's recipient key type" },
   internal: { exit: 33, message: 'the broker failed internally' },
+  audit_unavailable: { exit: 34, message: "the broker's audit log is unavailable, so it released nothing" },
 };
 
 export type ExitCodeSource = 'local' | 'broker';

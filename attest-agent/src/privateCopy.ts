@@ -46,7 +46,9 @@ export async function prepareProgram(path: string, workDir = defaultWorkDir()): 
   let dir: string | undefined;
   let dst: FileHandle | undefined;
   try {
-    dir = await mkdtemp(join(workDir, 'attest-agent-')); // created with mode 0700
+    dir = await mkdtemp(join(workDir, 'attest-agent-')).catch((err: NodeJS.ErrnoException) => {
+      throw new AgentError('config', `cannot create a private directory in work dir ${workDir}: ${err.code ?? err.message}`, { cause: err });
+    }); // created with mode 0700
     const copyPath = join(dir, basename(path) || 'program');
     const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
     dst = await open(copyPath, flags, 0o700);

@@ -18,7 +18,7 @@ function withKeys(fn: (keys: KeyService, cmd: Command, ...args: string[]) => Pro
     } catch (e) {
       reportConfigError(e);
     }
-    const { keys, custodian } = await openKeys(config);
+    const { keys, close } = await openKeys(config);
     try {
       const out = await fn(keys, cmd, ...positional);
       if (out !== undefined) process.stdout.write(JSON.stringify(out, null, 2) + '\n');
@@ -26,7 +26,7 @@ function withKeys(fn: (keys: KeyService, cmd: Command, ...args: string[]) => Pro
       if (e instanceof BrokerError) fail(`${e.code}: ${e.reason}`, EXIT.failure);
       throw e;
     } finally {
-      await custodian.close();
+      await close();
     }
   };
 }
@@ -46,6 +46,10 @@ export function keysCommand(): Command {
   keys.command('create').argument('<name>').description('create a key (version 1)').action(withKeys((k, _c, name) => k.create(checkName(name!), actor())));
   keys.command('list').description('list keys and their versions').action(withKeys(async (k) => k.list()));
   keys.command('show').argument('<name>').action(withKeys(async (k, _c, name) => k.show(checkName(name!))));
+  keys
+    .command('export')
+    .description('print the keystore as stored (wrapped blobs only), for backup; useless without the KEK')
+    .action(withKeys((k) => k.exportWrapped(actor())));
   keys.command('rotate').argument('<name>').description('add a new version').action(withKeys((k, _c, name) => k.rotate(checkName(name!), actor())));
   for (const [verb, state] of [['disable', 'disabled'], ['enable', 'enabled'], ['destroy', 'destroyed']] as const) {
     keys

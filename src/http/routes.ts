@@ -1,5 +1,6 @@
 /** Thin handlers: validate → call the service → respond. */
 import express, { type Request, type Response, type Router } from 'express';
+import type { AuditLog } from '../audit/auditLog.js';
 import type { NonceService } from '../attestation/nonces.js';
 import type { KeyCustodian } from '../custody/custodian.js';
 import { BrokerError } from '../errors.js';
@@ -11,6 +12,7 @@ import type { RequestLocals } from './problem.js';
 
 export interface RouteDeps {
   nonces: NonceService;
+  audit: AuditLog;
   custodian: Pick<KeyCustodian, 'recipientKeyTypes' | 'health'>;
   release: ReleaseDeps;
   log: Logger;
@@ -58,12 +60,21 @@ export function apiRoutes(deps: RouteDeps): Router {
     try {
       if (!parsed.success) throw new BrokerError('request_malformed', 'body must be {"evidence": "<compact JWS>"}');
       const keys = await attestAndRelease(deps.release, parsed.data.evidence, trail);
+      // The record is written before the keys leave; if it cannot be, they do not leave.
+      await deps.audit.record({ event: 'release', requestId, ...trail }).catch((e: unknown) => {
+        throw new BrokerError('audit_unavailable', 'the release could not be recorded', { cause: e });
+      });
       deps.log.info({ event: 'attest', requestId, outcome: 'released', ...trail }, 'keys released');
       const out: AttestResponse = { requestId, keys };
       res.status(200).json(out);
     } catch (e) {
       const err = asBrokerError(e);
       deps.log.warn({ event: 'attest', requestId, outcome: 'refused', code: err.code, reason: err.reason, ...trail }, 'attestation refused');
+      if (err.code !== 'audit_unavailable') {
+        await deps.audit.record({ event: 'refusal', requestId, code: err.code, reason: err.reason, ...trail }).catch((ae: unknown) => {
+          deps.log.error({ requestId, err: String(ae) }, 'could not record a refusal in the audit log');
+        });
+      }
       throw err;
     }
   });

@@ -7,7 +7,8 @@ import type { KeyCustodian, KeyRef } from '../custody/custodian.js';
 import { BrokerError } from '../errors.js';
 import type { RecipientJwk, ReleasedKey } from '../protocol.js';
 import type { Keystore } from './keystore.js';
-import type { KeyRecord, KeyState, KeyVersion } from './keystoreFile.js';
+import type { KeyRecord, KeyState, KeystoreData, KeyVersion } from './keystoreFile.js';
+import type { AuditEvent, AuditLog, ReleaseRecord } from '../audit/auditLog.js';
 
 export interface KeyVersionInfo {
   version: number;
@@ -16,6 +17,8 @@ export interface KeyVersionInfo {
   createdBy: string;
   changedAt?: string;
   changedBy?: string;
+  /** From the audit trail: how often this version was released, when last, to which node. */
+  releases?: ReleaseRecord;
 }
 export interface KeyInfo {
   name: string;
@@ -24,11 +27,14 @@ export interface KeyInfo {
   versions: KeyVersionInfo[];
 }
 
-const info = (r: KeyRecord): KeyInfo => ({
+const info = (r: KeyRecord, releases?: ReadonlyMap<number, ReleaseRecord>): KeyInfo => ({
   name: r.name,
   createdAt: r.createdAt,
   createdBy: r.createdBy,
-  versions: r.versions.map(({ wrapped: _w, ...v }) => v),
+  versions: r.versions.map(({ wrapped: _w, ...v }) => {
+    const rel = releases?.get(v.version);
+    return rel ? { ...v, releases: rel } : v;
+  }),
 });
 
 export class KeyService {
@@ -36,18 +42,19 @@ export class KeyService {
     private readonly keystore: Keystore,
     private readonly custodian: KeyCustodian,
     private readonly clock: Clock,
+    private readonly audit?: AuditLog,
   ) {}
 
   list(): KeyInfo[] {
     return Object.values(this.keystore.read().keys)
-      .map(info)
+      .map((r) => info(r, this.audit?.releases(r.name)))
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
   show(name: string): KeyInfo {
     const rec = this.keystore.read().keys[name];
     if (!rec) throw new BrokerError('key_unknown', `no key ${name}`);
-    return info(rec);
+    return info(rec, this.audit?.releases(name));
   }
 
   has(name: string): boolean {
@@ -55,7 +62,7 @@ export class KeyService {
   }
 
   async create(name: string, actor: string): Promise<KeyInfo> {
-    return this.keystore.update(async (data) => {
+    const out = await this.keystore.update(async (data) => {
       if (Object.hasOwn(data.keys, name)) throw new BrokerError('key_exists', `key ${name} exists`);
       const now = this.#now();
       const v = await this.#newVersion({ name, version: 1 }, actor, now);
@@ -63,21 +70,26 @@ export class KeyService {
       data.keys[name] = rec;
       return info(rec);
     });
+    await this.#audit({ event: 'key.create', actor, key: name, version: 1 });
+    return out;
   }
 
   async rotate(name: string, actor: string): Promise<KeyInfo> {
-    return this.keystore.update(async (data) => {
+    let next = 0;
+    const out = await this.keystore.update(async (data) => {
       const rec = data.keys[name];
       if (!rec) throw new BrokerError('key_unknown', `no key ${name}`);
-      const next = Math.max(...rec.versions.map((v) => v.version)) + 1;
+      next = Math.max(...rec.versions.map((v) => v.version)) + 1;
       rec.versions.push(await this.#newVersion({ name, version: next }, actor, this.#now()));
       return info(rec);
     });
+    await this.#audit({ event: 'key.rotate', actor, key: name, version: next });
+    return out;
   }
 
   /** enable ↔ disable; destroyed is final and erases the wrapped blob (crypto-shredding). */
   async setState(name: string, version: number, to: KeyState, actor: string): Promise<KeyInfo> {
-    return this.keystore.update((data) => {
+    const out = await this.keystore.update((data) => {
       const rec = data.keys[name];
       const v = rec?.versions.find((x) => x.version === version);
       if (!rec || !v) throw new BrokerError('key_unknown', `no key ${name}@${version}`);
@@ -90,6 +102,24 @@ export class KeyService {
       if (to === 'destroyed') delete v.wrapped;
       return info(rec);
     });
+    await this.#audit({ event: 'key.state', actor, key: name, version, state: to });
+    return out;
+  }
+
+  /** The keystore as stored (wrapped blobs only), for backup: useless without the KEK. */
+  async exportWrapped(actor: string): Promise<Readonly<KeystoreData>> {
+    const data = this.keystore.read();
+    await this.#audit({ event: 'keystore.export', actor, keys: Object.keys(data.keys).length });
+    return data;
+  }
+
+  async #audit(e: AuditEvent): Promise<void> {
+    if (!this.audit) return;
+    try {
+      await this.audit.record(e);
+    } catch (err) {
+      throw new BrokerError('audit_unavailable', `could not record ${e.event} of ${String(e.key ?? '')}`, { cause: err });
+    }
   }
 
   /**

@@ -10,7 +10,7 @@ import { locateIssues } from '../schemaProblems.js';
 import { formatPath, parseYamlSource, type SourcePosition } from '../yamlSource.js';
 import { MaterialError, parseCaCertificate, parsePublisherKey, readMaterial, type MaterialContext } from './material.js';
 import { PolicyFileSchema, type PolicyFile } from './schema.js';
-import type { Grant, KeyGrant, NodeCA, Policy, Publisher, Software, Zone } from './types.js';
+import type { Grant, KeyGrant, NodeCA, Policy, Publisher, Software, Team, Zone } from './types.js';
 
 export interface PolicyProblem {
   file: string;
@@ -56,7 +56,7 @@ export function loadPolicyDir(dir: string, opts: LoadOptions = {}): Policy {
 
 export function buildPolicy(files: Array<{ file: string; text: string }>, opts: LoadOptions = {}): Policy {
   const problems: PolicyProblem[] = [];
-  const sections = { nodeCAs: [] as Located<NonNullable<PolicyFile['nodeCAs']>[number]>[], zones: [] as Located<NonNullable<PolicyFile['zones']>[number]>[], publishers: [] as Located<NonNullable<PolicyFile['publishers']>[number]>[], software: [] as Located<NonNullable<PolicyFile['software']>[number]>[] };
+  const sections = { nodeCAs: [] as Located<NonNullable<PolicyFile['nodeCAs']>[number]>[], zones: [] as Located<NonNullable<PolicyFile['zones']>[number]>[], publishers: [] as Located<NonNullable<PolicyFile['publishers']>[number]>[], software: [] as Located<NonNullable<PolicyFile['software']>[number]>[], teams: [] as Located<NonNullable<PolicyFile['teams']>[number]>[] };
   const ctxFor = new Map<string, MaterialContext>();
   const sources: Policy['sources'][number][] = [];
 
@@ -72,7 +72,7 @@ export function buildPolicy(files: Array<{ file: string; text: string }>, opts: 
       continue;
     }
     ctxFor.set(display, { baseDir: path.dirname(path.resolve(file)), vars: opts.vars ?? {} });
-    for (const key of ['nodeCAs', 'zones', 'publishers', 'software'] as const) {
+    for (const key of ['nodeCAs', 'zones', 'publishers', 'software', 'teams'] as const) {
       (parsed.data[key] ?? []).forEach((value, i) => (sections[key] as Located<unknown>[]).push({ value, file: display, at: src.locate, path: [key, i] }));
     }
   }
@@ -93,6 +93,7 @@ export function buildPolicy(files: Array<{ file: string; text: string }>, opts: 
   unique(sections.zones, 'zone');
   unique(sections.publishers, 'publisher');
   unique(sections.software, 'software');
+  unique(sections.teams, 'team');
 
   const material = <T>(l: Located<unknown>, sub: PropertyKey[], m: { file?: string; pem?: string }, parse: (pem: string) => T): T | undefined => {
     try {
@@ -147,8 +148,10 @@ export function buildPolicy(files: Array<{ file: string; text: string }>, opts: 
     };
   });
 
+  const teams: Team[] = sections.teams.map(({ value: t }) => ({ name: t.name, role: t.role, keyPrefixes: t.keyPrefixes ?? [], members: t.members }));
+
   if (problems.length) throw new PolicyError(problems);
-  return Object.freeze({ nodeCAs, zones, publishers, software, sources });
+  return Object.freeze({ nodeCAs, zones, publishers, software, teams, sources });
 }
 
 function parseKeyGrant(ref: string): KeyGrant {

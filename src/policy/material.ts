@@ -49,6 +49,6 @@ export function parsePublisherKey(pem: string): KeyObject {
   const d = key.asymmetricKeyDetails;
   if (t === 'ec' && (d?.namedCurve === 'prime256v1' || d?.namedCurve === 'secp384r1')) return key;
   if (t === 'ed25519') return key;
-  if ((t === 'rsa' || t === 'rsa-pss') && (d?.modulusLength ?? 0) >= 2048) return key;
+  if (t === 'rsa' && (d?.modulusLength ?? 0) >= 2048) return key;
   throw new MaterialError(`unsupported publisher key (${t}${d?.namedCurve ? ' ' + d.namedCurve : ''}${d?.modulusLength ? ' ' + d.modulusLength : ''}); use EC P-256/P-384, Ed25519 or RSA ≥ 2048`);
 }

@@ -64,11 +64,26 @@ const SoftwareEntry = z.strictObject({
   grants: z.array(GrantEntry).min(1),
 });
 
+/** `jwt:sub:…`, `jwt:group:…`, `cert:subject:…` or `cert:uri:…`. */
+export const Principal = z.string().regex(/^(jwt:sub|jwt:group|cert:subject|cert:uri):.+$/s, 'a principal "jwt:sub:…", "jwt:group:…", "cert:subject:…" or "cert:uri:…"');
+
+const TeamEntry = z
+  .strictObject({
+    name: PolicyName,
+    description: Description,
+    role: z.enum(['owner', 'security']).default('owner'),
+    /** Key-name prefixes the team owns, each ending in "/" or naming a whole key owner part. */
+    keyPrefixes: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}\/([a-z0-9._-]{0,64})$/, 'a key prefix like "payments/" or "payments/db-"')).optional(),
+    members: z.array(Principal).min(1),
+  })
+  .refine((t) => t.role === 'security' || (t.keyPrefixes?.length ?? 0) > 0, 'an owner team needs keyPrefixes');
+
 export const PolicyFileSchema = z.strictObject({
   version: z.literal(1).optional(),
   nodeCAs: z.array(NodeCAEntry).optional(),
   zones: z.array(ZoneEntry).optional(),
   publishers: z.array(PublisherEntry).optional(),
   software: z.array(SoftwareEntry).optional(),
+  teams: z.array(TeamEntry).optional(),
 });
 export type PolicyFile = z.infer<typeof PolicyFileSchema>;

@@ -65,11 +65,24 @@ export interface Software {
   grants: Grant[];
 }
 
+/**
+ * Who may manage which keys through the admin API. Members are principal strings:
+ * `jwt:sub:<subject>`, `jwt:group:<group>`, `cert:subject:<DN>`, `cert:uri:<SAN URI>`.
+ */
+export interface Team {
+  name: string;
+  /** `security` may do everything; `owner` acts only on keys under `keyPrefixes`. */
+  role: 'owner' | 'security';
+  keyPrefixes: string[];
+  members: string[];
+}
+
 export interface Policy {
   nodeCAs: ReadonlyMap<string, NodeCA>;
   zones: readonly Zone[];
   publishers: ReadonlyMap<string, Publisher>;
   software: readonly Software[];
+  teams: readonly Team[];
   /** Which files it came from and a digest of their content, for logs and /v1/status. */
   sources: readonly { file: string; sha256: string }[];
 }

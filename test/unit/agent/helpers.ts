@@ -26,7 +26,7 @@ const NEWKEY: Record<NodeKeyKind, string[]> = {
 export interface NodeFiles { certFile: string; keyFile: string; certPem: string; keyPem: string }
 
 /** A self-signed node certificate and its PKCS#8 key, valid for `days` from now. */
-export function makeNodeCert(dir: string, kind: NodeKeyKind, name = kind, days = 2): NodeFiles {
+export function makeNodeCert(dir: string, kind: NodeKeyKind, name: string = kind, days = 2): NodeFiles {
   const certFile = join(dir, `${name}.crt`);
   const keyFile = join(dir, `${name}.key`);
   execFileSync('openssl', ['req', '-x509', ...NEWKEY[kind], '-nodes', '-keyout', keyFile, '-out', certFile,

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../../attest-agent/src/cli.js';
 import { measureFile } from '../../../attest-agent/src/measure.js';
 import { prepareProgram } from '../../../attest-agent/src/privateCopy.js';
 import { scratchDir } from './helpers.js';
@@ -62,10 +63,30 @@ describe('prepareProgram (measure into a private copy)', () => {
     expect(existsSync(dir)).toBe(false);
   });
 
+  it('reports a missing work dir as config', async () => {
+    const path = join(scratch.dir, 'prog-nowork');
+    writeFileSync(path, 'x');
+    await expect(prepareProgram(path, join(scratch.dir, 'no-such-work-dir'))).rejects.toMatchObject({ code: 'config' });
+  });
+
   it('leaves nothing behind when the source cannot be read', async () => {
     const work = join(scratch.dir, 'work2');
     mkdirSync(work);
     await expect(prepareProgram(join(scratch.dir, 'missing'), work)).rejects.toMatchObject({ code: 'measurement_failed' });
     expect(execFileSync('ls', ['-A', work], { encoding: 'utf8' })).toBe('');
+  });
+});
+
+describe('attest-agent measure', () => {
+  it('prints sha256sum-compatible output, or JSON', async () => {
+    const path = join(scratch.dir, 'cli.bin');
+    writeFileSync(path, randomBytes(1000));
+    let out = '';
+    const io = { out: (t: string) => { out += t; }, err: () => undefined };
+    expect(await runCli(['node', 'attest-agent', 'measure', path], io)).toBe(0);
+    expect(out).toBe(execFileSync('sha256sum', [path], { encoding: 'utf8' }));
+    out = '';
+    expect(await runCli(['node', 'attest-agent', 'measure', '--json', path], io)).toBe(0);
+    expect(JSON.parse(out)).toEqual({ path, sha256: sha256sum(path), size: 1000 });
   });
 });

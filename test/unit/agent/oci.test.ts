@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../../attest-agent/src/cli.js';
+import { exitCodeFor } from '../../../attest-agent/src/exitCodes.js';
 import { ociImageDigest, parseLayoutSpec } from '../../../attest-agent/src/oci.js';
 import { scratchDir } from './helpers.js';
 
@@ -61,6 +63,15 @@ describe.skipIf(!umoci)('ociImageDigest on a layout made by umoci', () => {
       const actual = createHash('sha256').update(readFileSync(blobPath(dir, desc.digest))).digest('hex');
       expect(desc.digest).toBe(`sha256:${actual}`);
     }
+  });
+
+  it('is printed by `attest-agent measure --oci-layout DIR:TAG`', async () => {
+    let out = '';
+    const io = { out: (t: string) => { out += t; }, err: () => undefined };
+    expect(await runCli(['node', 'attest-agent', 'measure', '/bin/true', '--oci-layout', `${dir}:v2`], io)).toBe(0);
+    const v2 = readIndex(dir).manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === 'v2')!;
+    expect(out.split('\n')[1]).toBe(`${v2.digest}  ${dir}:v2`);
+    expect(await runCli(['node', 'attest-agent', 'measure', '/bin/true', '--oci-layout', dir], io)).toBe(exitCodeFor('image_layout_invalid'));
   });
 
   it('needs a tag when the layout holds several manifests, and an existing one', async () => {
