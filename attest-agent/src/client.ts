@@ -9,6 +9,7 @@ import https from 'node:https';
 import type { z } from 'zod';
 import { ProblemSchema } from '../../src/protocol.js';
 import { AgentError, oneLine } from './errors.js';
+import { describeCode } from './exitCodes.js';
 
 const MAX_RESPONSE_BYTES = 1 << 20;
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -60,7 +61,8 @@ function problemError(url: URL, status: number, contentType: string, text: strin
     const problem = (() => { try { return ProblemSchema.safeParse(JSON.parse(text)); } catch { return undefined; } })();
     if (problem?.success) {
       const { code, requestId, detail } = problem.data;
-      return new AgentError(code, detail ? oneLine(detail, 200) : `HTTP ${status}`, { requestId, retryable, status });
+      const message = detail ? `${describeCode(code)}: ${oneLine(detail, 200)}` : describeCode(code);
+      return new AgentError(code, message, { requestId, retryable, status });
     }
   }
   return new AgentError('broker_response_invalid', `${url.pathname}: HTTP ${status} without a protocol problem`, { retryable, status });

@@ -8,7 +8,7 @@
  *   10–33  broker problem codes (one per code in PROBLEM_STATUS)
  *   40–46  transport, response and runtime failures
  */
-import { PROBLEM_STATUS, type ProblemCode } from '../../src/protocol.js';
+import type { ProblemCode } from '../../src/protocol.js';
 import type { AgentErrorCode, LocalCode } from './errors.js';
 
 interface Entry { readonly exit: number; readonly message: string }
@@ -77,11 +77,10 @@ export const EXIT_CODES: Readonly<Record<AgentErrorCode, number>> = Object.freez
 );
 
 export const exitCodeFor = (code: AgentErrorCode): number => EXIT_CODES[code];
-export const describeCode = (code: AgentErrorCode): string => (LOCAL as Record<string, Entry>)[code]?.message
-  ?? (BROKER as Record<string, Entry>)[code]?.message ?? code;
 
-/** True for codes the broker can answer with (as opposed to local ones). */
-export const isProblemCode = (code: string): code is ProblemCode => Object.hasOwn(PROBLEM_STATUS, code);
+/** The one-line meaning of a code, as printed in the table and for broker problems. */
+export const describeCode = (code: AgentErrorCode): string =>
+  EXIT_CODE_TABLE.find((r) => r.code === code)?.message ?? code;
 
 /** The table as printed by `attest-agent exit-codes`. */
 export function formatExitCodeTable(): string {

@@ -50,7 +50,7 @@ const TOKEN_FLAGS = [
 
 /** Creates the KEK on the configured token; refuses when a secret key with its label exists. */
 export async function hsmInit(config: AdminConfig, internals?: Pkcs11Internals): Promise<HsmInitResult> {
-  return withUserSession(config, internals, async (lib, slot, session) => {
+  return withUserSession('hsm init', config, internals, async (lib, slot, session) => {
     const mod = lib.mod;
     const info = mod.C_GetTokenInfo(slot);
     if (findSecretKeys(mod, session, config.kekLabel).length > 0) {
@@ -69,7 +69,7 @@ export async function hsmInit(config: AdminConfig, internals?: Pkcs11Internals):
 
 /** Token facts and the KEK's attributes (never its value), with what is wrong or loose about it. */
 export async function hsmStatus(config: AdminConfig, internals?: Pkcs11Internals): Promise<HsmStatus> {
-  return withUserSession(config, internals, async (lib, slot, session) => {
+  return withUserSession('hsm status', config, internals, async (lib, slot, session) => {
     const mod = lib.mod;
     const m = mod.C_GetInfo();
     const t = mod.C_GetTokenInfo(slot);
@@ -110,6 +110,7 @@ export async function hsmStatus(config: AdminConfig, internals?: Pkcs11Internals
 }
 
 async function withUserSession<T>(
+  what: string,
   config: AdminConfig,
   internals: Pkcs11Internals | undefined,
   work: (lib: Pkcs11Library, slot: Handle, session: Handle) => Promise<T>,
@@ -122,7 +123,7 @@ async function withUserSession<T>(
       lib.login(session, config.pin);
       return await work(lib, slot, session);
     } catch (e) {
-      throw custodyError('hsm', e);
+      throw custodyError(what, e);
     } finally {
       lib.closeSession(session);
     }

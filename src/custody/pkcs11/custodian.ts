@@ -25,10 +25,10 @@ import { releaseKid, type RecipientJwk, type ReleasedKey } from '../../protocol.
 import { keyAad, type KeyCustodian, type KeyRef, type WrappedKey } from '../custodian.js';
 import { importRecipient } from '../recipient.js';
 import { CK_PARAMS, CKA, CKG, CKK, CKM, CKO, CKR, CKZ_DATA_SPECIFIED } from './constants.js';
-import { ckrOf, describe, recoveryFor } from './errors.js';
+import { ckrOf, failureName, recoveryFor } from './errors.js';
 import { compactJwe, encodeProtectedHeader, GCM_IV_BYTES, GCM_TAG_BYTES, type CekAlg } from './jwe.js';
 import type { Handle, Pkcs11Module } from './library.js';
-import type { SessionPool } from './sessions.js';
+import type { Lease, SessionPool } from './sessions.js';
 
 const DATA_KEY_BYTES = 32;
 const WRAPPED_BYTES = 40;
@@ -76,6 +76,9 @@ export class Pkcs11Custodian implements KeyCustodian {
         const wrapped = await mod.C_WrapKeyAsync(session, { mechanism: WRAP_ALGS[alg] }, kek, key, Buffer.alloc(WRAPPED_BYTES + 16));
         mod.C_SignInit(session, { mechanism: CKM.AES_CMAC }, key);
         const tag = await mod.C_SignAsync(session, keyAad(ref), Buffer.alloc(TAG_BYTES));
+        if (wrapped.length !== WRAPPED_BYTES || tag.length !== TAG_BYTES) {
+          throw new BrokerError('custody_unavailable', `pkcs11: the token wrapped to ${wrapped.length} bytes and a ${tag.length}-byte CMAC, not ${WRAPPED_BYTES} and ${TAG_BYTES}`);
+        }
         return { alg, kekId, blob: Buffer.concat([wrapped, tag]) };
       } finally {
         objects.destroyAll();
@@ -87,37 +90,18 @@ export class Pkcs11Custodian implements KeyCustodian {
     const kid = releaseKid(ref.name, ref.version);
     const rsa = await this.#rsaRecipient(recipient);
     if (!Object.hasOwn(WRAP_ALGS, wrapped.alg)) throw new BrokerError('custody_unavailable', `key ${kid} is wrapped with ${wrapped.alg}, not by pkcs11 custody`);
-    const mechanism = WRAP_ALGS[wrapped.alg as WrapAlg];
     if (wrapped.blob.length !== WRAPPED_BYTES + TAG_BYTES) throw new BrokerError('custody_unavailable', `wrapped key ${kid} has the wrong length`);
-    const blob = wrapped.blob.subarray(0, WRAPPED_BYTES);
-    const tag = wrapped.blob.subarray(WRAPPED_BYTES);
     const header = encodeProtectedHeader(this.#oaep.alg, kid);
 
-    return this.#pool.run(`releasing ${kid}`, async ({ mod, session, kek, kekId }) => {
-      if (wrapped.kekId !== kekId) throw new BrokerError('custody_unavailable', `key ${kid} is wrapped by ${wrapped.kekId}, not by this KEK ${kekId}`);
-      const objects = new SessionObjects(mod, session);
+    return this.#pool.run(`releasing ${kid}`, async (lease) => {
+      if (wrapped.kekId !== lease.kekId) {
+        throw new BrokerError('custody_unavailable', `key ${kid} is wrapped by ${wrapped.kekId}, not by this KEK ${lease.kekId}`);
+      }
+      const objects = new SessionObjects(lease.mod, lease.session);
       try {
-        const key = objects.add(
-          await refine(mod.C_UnwrapKeyAsync(session, { mechanism }, kek, blob, DATA_KEY_TEMPLATE.release), (e) =>
-            `wrapped key ${kid} does not unwrap under ${kekId} (${describe(e)})`),
-        );
-        mod.C_VerifyInit(session, { mechanism: CKM.AES_CMAC }, key);
-        const bound = await refine(mod.C_VerifyAsync(session, keyAad(ref), tag), (e) =>
-          ckrOf(e) === CKR.SIGNATURE_INVALID ? `wrapped key ${kid} is bound to another key name or version` : `verifying the binding of ${kid} failed (${describe(e)})`);
-        if (!bound) throw new BrokerError('custody_unavailable', `wrapped key ${kid} is bound to another key name or version`);
-
-        const pub = objects.add(mod.C_CreateObject(session, recipientTemplate(rsa.n, rsa.e)));
-        const oaep = { type: CK_PARAMS.RSA_OAEP, hashAlg: this.#oaep.hashAlg, mgf: this.#oaep.mgf, source: CKZ_DATA_SPECIFIED };
-        const encryptedKey = await refine(mod.C_WrapKeyAsync(session, { mechanism: CKM.RSA_PKCS_OAEP, parameter: oaep }, pub, key, Buffer.alloc(rsa.n.length)), (e) =>
-          OAEP_REFUSED.has(ckrOf(e) ?? -1)
-            ? `the token refused RSA-OAEP with ${this.#oaepHash} (${describe(e)}); SoftHSM 2.6 supports only SHA-1: set custody.oaepHash to SHA-1 for it (real HSMs support SHA-256)`
-            : `wrapping ${kid} to the recipient failed (${describe(e)})`);
-
-        const iv = randomBytes(GCM_IV_BYTES);
-        const plaintext = Buffer.from(kid, 'utf8');
-        const gcm = { type: CK_PARAMS.AES_GCM_v240, iv, ivBits: GCM_IV_BYTES * 8, aad: Buffer.from(header, 'ascii'), tagBits: GCM_TAG_BYTES * 8 };
-        mod.C_EncryptInit(session, { mechanism: CKM.AES_GCM, parameter: gcm }, key);
-        const sealed = await mod.C_EncryptAsync(session, plaintext, Buffer.alloc(plaintext.length + GCM_TAG_BYTES));
+        const key = await unwrapBound(lease, objects, ref, WRAP_ALGS[wrapped.alg as WrapAlg], wrapped.blob);
+        const encryptedKey = await this.#wrapToRecipient(lease, objects, key, rsa, kid);
+        const { iv, sealed } = await sealKid(lease, key, kid, header);
         return { name: ref.name, version: ref.version, form: 'cek' as const, jwe: compactJwe(header, encryptedKey, iv, sealed) };
       } finally {
         objects.destroyAll();
@@ -142,6 +126,45 @@ export class Pkcs11Custodian implements KeyCustodian {
     await importRecipient(jwk, this.#oaep.alg);
     return { n: Buffer.from(jwk.n, 'base64url'), e: Buffer.from(jwk.e, 'base64url') };
   }
+
+  /** encrypted_key: the data key wrapped with RSA-OAEP to a session copy of the recipient's public key. */
+  async #wrapToRecipient({ mod, session }: Lease, objects: SessionObjects, key: Handle, rsa: { n: Buffer; e: Buffer }, kid: string): Promise<Buffer> {
+    const pub = objects.add(mod.C_CreateObject(session, recipientTemplate(rsa.n, rsa.e)));
+    const parameter = { type: CK_PARAMS.RSA_OAEP, hashAlg: this.#oaep.hashAlg, mgf: this.#oaep.mgf, source: CKZ_DATA_SPECIFIED };
+    return refine(mod.C_WrapKeyAsync(session, { mechanism: CKM.RSA_PKCS_OAEP, parameter }, pub, key, Buffer.alloc(rsa.n.length)), (e) =>
+      OAEP_REFUSED.has(ckrOf(e) ?? -1)
+        ? `the token refused RSA-OAEP with ${this.#oaepHash} (${failureName(e)}); SoftHSM 2.6 supports only SHA-1: ` +
+          'set custody.oaepHash to SHA-1 for it (real HSMs support SHA-256)'
+        : `wrapping ${kid} to the recipient failed (${failureName(e)})`,
+    );
+  }
+}
+
+/** Unwraps the data key into a session object and checks, in the HSM, that the blob belongs to `ref`. */
+async function unwrapBound({ mod, session, kek, kekId }: Lease, objects: SessionObjects, ref: KeyRef, mechanism: number, blob: Buffer): Promise<Handle> {
+  const kid = releaseKid(ref.name, ref.version);
+  const wrapped = blob.subarray(0, WRAPPED_BYTES);
+  const tag = blob.subarray(WRAPPED_BYTES);
+  const key = objects.add(
+    await refine(mod.C_UnwrapKeyAsync(session, { mechanism }, kek, wrapped, DATA_KEY_TEMPLATE.release), (e) =>
+      `wrapped key ${kid} does not unwrap under ${kekId} (${failureName(e)})`),
+  );
+  const notBound = `wrapped key ${kid} is bound to another key name or version`;
+  mod.C_VerifyInit(session, { mechanism: CKM.AES_CMAC }, key);
+  const bound = await refine(mod.C_VerifyAsync(session, keyAad(ref), tag), (e) =>
+    ckrOf(e) === CKR.SIGNATURE_INVALID ? notBound : `verifying the binding of ${kid} failed (${failureName(e)})`);
+  if (!bound) throw new BrokerError('custody_unavailable', `pkcs11: ${notBound}`);
+  return key;
+}
+
+/** The JWE content: AES-256-GCM under the data key, in the HSM, of the UTF-8 kid, with the encoded header as AAD. */
+async function sealKid({ mod, session }: Lease, key: Handle, kid: string, header: string): Promise<{ iv: Buffer; sealed: Buffer }> {
+  const iv = randomBytes(GCM_IV_BYTES);
+  const plaintext = Buffer.from(kid, 'utf8');
+  const parameter = { type: CK_PARAMS.AES_GCM_v240, iv, ivBits: GCM_IV_BYTES * 8, aad: Buffer.from(header, 'ascii'), tagBits: GCM_TAG_BYTES * 8 };
+  mod.C_EncryptInit(session, { mechanism: CKM.AES_GCM, parameter }, key);
+  const sealed = await mod.C_EncryptAsync(session, plaintext, Buffer.alloc(plaintext.length + GCM_TAG_BYTES));
+  return { iv, sealed };
 }
 
 /** Data keys are session objects: sensitive, extractable only so they can be wrapped, single-purpose. */

@@ -61,7 +61,7 @@ export function recoveryFor(e: unknown): Recovery | undefined {
 export const isPinFatal = (e: unknown): boolean => PIN_FATAL.has(ckrOf(e) ?? -1);
 
 /** `CKR_WRAPPED_KEY_INVALID`, or the error's class for a non-PKCS#11 failure. */
-export function describe(e: unknown): string {
+export function failureName(e: unknown): string {
   const rv = ckrOf(e);
   if (rv !== undefined) return ckrName(rv);
   return e instanceof Error ? e.name : 'error';
@@ -70,5 +70,5 @@ export function describe(e: unknown): string {
 /** Wraps `e` as custody_unavailable naming the operation; a BrokerError passes through unchanged. */
 export function custodyError(what: string, e: unknown): BrokerError {
   if (e instanceof BrokerError) return e;
-  return new BrokerError('custody_unavailable', `pkcs11: ${what} failed: ${describe(e)}`, { cause: e });
+  return new BrokerError('custody_unavailable', `pkcs11: ${what} failed: ${failureName(e)}`, { cause: e });
 }

@@ -11,7 +11,7 @@ import type { Pkcs11CustodyConfig } from '../../config.js';
 import { BrokerError } from '../../errors.js';
 import type { Secret } from '../../secret.js';
 import { CKF, CKU_USER, CKR } from './constants.js';
-import { custodyError, describe, isCkr, isPinFatal } from './errors.js';
+import { custodyError, failureName, isCkr, isPinFatal } from './errors.js';
 
 export type Handle = Buffer;
 
@@ -155,7 +155,7 @@ export class Pkcs11Library {
       this.mod.C_Login(session, CKU_USER, pin.reveal());
     } catch (e) {
       if (isCkr(e, CKR.USER_ALREADY_LOGGED_IN)) return;
-      if (isPinFatal(e)) throw new PinRefusedError(describe(e), e);
+      if (isPinFatal(e)) throw new PinRefusedError(failureName(e), e);
       throw custodyError('C_Login', e);
     }
   }

@@ -125,9 +125,10 @@ export class SessionPool {
         continue;
       }
       const session = this.#idle.pop();
-      if (session && this.#kek) {
+      if (session) {
+        const kek = this.#kek!; // set whenever the pool is up
         this.#inflight++;
-        return { mod: this.#lib.mod, session, kek: this.#kek.handle, kekId: this.#kek.id, gen: this.#gen };
+        return { mod: this.#lib.mod, session, kek: kek.handle, kekId: kek.id, gen: this.#gen };
       }
       await new Promise<void>((resolve) => this.#waiters.push(resolve));
     }

@@ -1,12 +1,17 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChallengeResponseSchema } from '../../../src/protocol.js';
 import { postJson } from '../../../attest-agent/src/client.js';
 import { backoffDelay, withRetries } from '../../../attest-agent/src/retry.js';
+import { scratchDir } from './helpers.js';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, n: number) => void;
-let server: http.Server | undefined;
+let server: http.Server | https.Server | undefined;
 afterEach(async () => {
   server?.closeAllConnections();
   await new Promise((r) => server?.close(r) ?? r(undefined));
@@ -118,5 +123,34 @@ describe('backoff', () => {
       return 'ok';
     }, { retries: 5, baseDelayMs: 10, maxDelayMs: 1000, random: () => 0.5, sleep: async (ms) => { slept.push(ms); } });
     expect(slept).toEqual([5, 10, 20]);
+  });
+});
+
+describe('https with --ca', () => {
+  it('trusts the given CA and refuses an unknown one with tls_failed, without retrying', async () => {
+    const scratch = scratchDir();
+    try {
+      const keyFile = join(scratch.dir, 'server.key');
+      const certFile = join(scratch.dir, 'server.crt');
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile,
+        '-out', certFile, '-days', '1', '-subj', '/CN=broker', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'pipe' });
+      let n = 0;
+      server = https.createServer({ key: readFileSync(keyFile), cert: readFileSync(certFile) }, (req, res) => {
+        n++;
+        req.resume();
+        req.on('end', () => json(res, 200, CHALLENGE));
+      });
+      await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+      const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const ok = await postJson({ broker: url, ca: readFileSync(certFile) }, 'v1/challenge', {}, ChallengeResponseSchema);
+      expect(ok.nonce).toBe(CHALLENGE.nonce);
+      let attempts = 0;
+      await expect(withRetries(() => { attempts++; return postJson({ broker: url }, 'v1/challenge', {}, ChallengeResponseSchema); }, fast))
+        .rejects.toMatchObject({ code: 'tls_failed' });
+      expect(attempts).toBe(1);
+      expect(n).toBe(1);
+    } finally {
+      scratch.remove();
+    }
   });
 });
