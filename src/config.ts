@@ -172,7 +172,7 @@ export function parseConfig(text: string | undefined, opts: { file?: string; env
   const where = opts.file ?? 'config';
   const problems: string[] = [];
   let raw: Record<string, unknown> = {};
-  let locate = (_p: ReadonlyArray<PropertyKey>) => ({ line: 1, col: 1 });
+  let locate: (p: ReadonlyArray<PropertyKey>, o?: { atKey?: boolean }) => { line: number; col: number } = () => ({ line: 1, col: 1 });
   if (text !== undefined) {
     const src = parseYamlSource(text);
     for (const e of src.errors) problems.push(`${where}:${e.pos.line}:${e.pos.col}: ${e.message}`);

@@ -19,7 +19,12 @@ export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o60
     throw e;
   }
   closeSync(fd);
-  renameSync(tmp, file);
+  try {
+    renameSync(tmp, file);
+  } catch (e) {
+    unlinkSync(tmp);
+    throw e;
+  }
   const dfd = openSync(dir, constants.O_RDONLY);
   try {
     fsyncSync(dfd);

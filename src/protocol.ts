@@ -121,7 +121,7 @@ const RsaPublicJwk = z.strictObject({
   kty: z.literal('RSA'),
   n: b64url(1400),
   e: b64url(16),
-  alg: z.literal('RSA-OAEP-256').optional(),
+  alg: z.enum(['RSA-OAEP-256', 'RSA-OAEP']).optional(),
   use: z.literal('enc').optional(),
   kid: z.string().max(128).optional(),
 });

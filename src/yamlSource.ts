@@ -8,8 +8,11 @@ export interface SourcePosition {
 /** A parsed YAML (or JSON) document that can say where a path in it sits in the text. */
 export interface YamlSource {
   value: unknown;
-  /** Position of the node at `path`, or of its nearest existing ancestor. */
-  locate(path: ReadonlyArray<PropertyKey>): SourcePosition;
+  /**
+   * Position of the node at `path`, or of its nearest existing ancestor. With `atKey`, the
+   * position of the last segment's key rather than its value (where an unknown key is reported).
+   */
+  locate(path: ReadonlyArray<PropertyKey>, opts?: { atKey?: boolean }): SourcePosition;
   /** Syntax errors, already located. */
   errors: Array<{ message: string; pos: SourcePosition }>;
 }
@@ -22,17 +25,17 @@ export function parseYamlSource(text: string): YamlSource {
     return { line: p.line, col: p.col };
   };
   const errors = doc.errors.map((e) => ({ message: e.message.split('\n')[0] ?? e.message, pos: pos(e.pos[0]) }));
-  const locate = (path: ReadonlyArray<PropertyKey>): SourcePosition => {
+  const locate = (path: ReadonlyArray<PropertyKey>, opts: { atKey?: boolean } = {}): SourcePosition => {
     let node: Node | null | undefined = doc.contents as Node | null;
     let best = node?.range ? pos(node.range[0]) : { line: 1, col: 1 };
-    for (const seg of path) {
+    for (const [i, seg] of path.entries()) {
       if (isMap(node)) {
         const pair = node.items.find((it) => isScalar(it.key) && String(it.key.value) === String(seg));
         if (!pair) break;
         const keyNode = pair.key as Node;
         if (keyNode.range) best = pos(keyNode.range[0]);
+        if (opts.atKey && i === path.length - 1) break;
         node = pair.value as Node | null;
-        // An unknown key is best reported at the key itself, so stop at the key if there is no value.
         if (node?.range) best = pos(node.range[0]);
       } else if (isSeq(node) && typeof seg === 'number') {
         const item = node.items[seg] as Node | undefined;

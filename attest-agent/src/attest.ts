@@ -7,6 +7,8 @@
  * `nonce_replayed`. Each attempt gets a new nonce and a new ephemeral key; anything released to
  * an abandoned attempt is encrypted to a key that no longer exists.
  */
+import http from 'node:http';
+import https from 'node:https';
 import { AttestResponseSchema, ChallengeResponseSchema } from '../../src/protocol.js';
 import { postJson, type ClientOptions } from './client.js';
 import { buildEvidence, type KeyRequest, type WorkloadClaims } from './evidence.js';
@@ -36,6 +38,18 @@ export interface AttestResult {
 }
 
 export async function attestOnce(options: AttestOptions): Promise<AttestResult> {
+  // The challenge and the attest share one keep-alive connection: one TLS handshake, not two.
+  // A caller that attests repeatedly (a benchmark, a sidecar) may pass its own pool instead.
+  if (options.connection) return exchange(options);
+  const connection = new (options.broker.startsWith('https:') ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: 1 });
+  try {
+    return await exchange({ ...options, connection });
+  } finally {
+    connection.destroy();
+  }
+}
+
+async function exchange(options: AttestOptions): Promise<AttestResult> {
   const challenge = await postJson(options, 'v1/challenge', {}, ChallengeResponseSchema);
   const recipient = await createRecipient(chooseRecipientType(challenge.recipientKeyTypes));
   const evidence = await buildEvidence({

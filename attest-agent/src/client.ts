@@ -20,6 +20,11 @@ export interface ClientOptions {
   /** PEM CA bundle to trust for https (the broker's CA). */
   ca?: string | Buffer;
   timeoutMs?: number;
+  /**
+   * A keep-alive connection pool for one exchange (challenge then attest on one TLS connection);
+   * without it every request opens and closes its own connection.
+   */
+  connection?: http.Agent;
 }
 
 /** TLS verification failures: retrying will not help, and they deserve their own message. */
@@ -76,7 +81,9 @@ function send(url: URL, body: string, options: ClientOptions): Promise<RawRespon
   return new Promise<RawResponse>((resolve, reject) => {
     const req = lib.request(url, {
       method: 'POST',
-      agent: false, // one connection per request: nothing lingers after the agent is done
+      // One connection per request unless the caller holds a pool for one exchange (attest.ts),
+      // which it destroys when done: nothing lingers after the agent is done.
+      agent: options.connection ?? false,
       ...(options.ca !== undefined && url.protocol === 'https:' ? { ca: options.ca } : {}),
       headers: {
         'content-type': 'application/json',

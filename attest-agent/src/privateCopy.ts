@@ -6,7 +6,7 @@
  * can replace the program; the broker would release keys for the measured binary while a
  * different one runs with them. Instead the agent opens the program exactly once and streams the
  * bytes from that one descriptor through SHA-256 *and* into a private copy, inside a fresh
- * directory created with mode 0700 (mkdtemp) under the work dir. The copy is fsynced, made
+ * directory created with mode 0700 (mkdtemp) under the work dir. The copy is made
  * read+execute only (0500) and its write descriptor closed (an open writer would make exec fail
  * with ETXTBSY). The agent then executes the copy; the original path is never reopened, and
  * nobody but the agent's own user can reach or change the copy. The copy and its directory are
@@ -54,7 +54,8 @@ export async function prepareProgram(path: string, workDir = defaultWorkDir()): 
     dst = await open(copyPath, flags, 0o700);
     const hash = createHash('sha256');
     const size = await pump(src, hash, dst);
-    await dst.sync();
+    // No fsync: the copy is executed from the page cache right away and deleted afterwards;
+    // durability buys nothing and a disk flush costs tens of milliseconds.
     await dst.chmod(0o500);
     await dst.close();
     dst = undefined;

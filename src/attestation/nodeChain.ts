@@ -8,22 +8,73 @@ import * as x509 from '@peculiar/x509';
 import { BrokerError } from '../errors.js';
 import type { NodeIdentity } from '../policy/evaluate.js';
 import type { NodeCA } from '../policy/types.js';
+import { Lru } from '../lru.js';
 
+/** A certificate and the facts the chain check needs, extracted once when it is parsed. */
 export interface ParsedCert {
   node: X509Certificate;
-  ext: x509.X509Certificate;
+  notBefore: number;
+  notAfter: number;
+  ca: boolean;
+  pathLength?: number;
+  /** Key usage bits, or undefined when the certificate has no keyUsage extension. */
+  keyUsage?: number;
+  sanUris: string[];
+  fingerprint: string;
+  /** OIDs of critical extensions this check does not understand (RFC 5280 §4.2: refuse). */
+  unknownCritical: string[];
 }
 
+/** Critical extensions the chain check processes: basicConstraints, keyUsage, EKU, SAN. */
+const UNDERSTOOD_CRITICAL = new Set(['2.5.29.19', '2.5.29.15', '2.5.29.37', '2.5.29.17']);
+
 const untrusted = (reason: string, cause?: unknown) => new BrokerError('node_untrusted', reason, { cause });
+
+/**
+ * Parsed certificates by their base64 DER. A node presents the same chain at every start, and
+ * parsing X.509 extensions costs more than the rest of the chain check; the checks themselves
+ * (validity at `now`, signatures, anchors) still run on every request.
+ */
+const parsed = new Lru<string, ParsedCert>(2048);
+
+function parseCert(b64: string): ParsedCert {
+  const hit = parsed.get(b64);
+  if (hit) return hit;
+  const der = Buffer.from(b64, 'base64');
+  const node = new X509Certificate(der);
+  // Exact DER only: no trailing bytes after the certificate.
+  if (node.raw.length !== der.length) throw new Error('trailing data after the certificate');
+  const ext = new x509.X509Certificate(der);
+  const bc = ext.getExtension(x509.BasicConstraintsExtension);
+  const ku = ext.getExtension(x509.KeyUsagesExtension);
+  const san = ext.getExtension(x509.SubjectAlternativeNameExtension);
+  const cert: ParsedCert = {
+    node,
+    notBefore: Date.parse(node.validFrom),
+    notAfter: Date.parse(node.validTo),
+    ca: bc?.ca === true,
+    ...(bc?.pathLength !== undefined ? { pathLength: bc.pathLength } : {}),
+    ...(ku ? { keyUsage: ku.usages } : {}),
+    sanUris: (san?.names.items ?? []).filter((n) => n.type === 'url').map((n) => n.value),
+    fingerprint: createHash('sha256').update(der).digest('hex'),
+    unknownCritical: ext.extensions.filter((e) => e.critical && !UNDERSTOOD_CRITICAL.has(e.type)).map((e) => e.type),
+  };
+  parsed.set(b64, cert);
+  return cert;
+}
+
+/** The trust anchors' own facts, parsed once per policy certificate. */
+const anchors = new WeakMap<X509Certificate, ParsedCert>();
+function anchorFacts(ca: NodeCA): ParsedCert {
+  let facts = anchors.get(ca.cert);
+  if (!facts) anchors.set(ca.cert, (facts = parseCert(ca.cert.raw.toString('base64'))));
+  return facts;
+}
 
 export function parseChain(x5c: readonly string[]): ParsedCert[] {
   return x5c.map((b64, i) => {
     try {
-      const der = Buffer.from(b64, 'base64');
-      const node = new X509Certificate(der);
-      // Exact DER only: no trailing bytes after the certificate.
-      if (node.raw.length !== der.length) throw new Error('trailing data after the certificate');
-      return { node, ext: new x509.X509Certificate(der) };
+      return parseCert(b64);
     } catch (e) {
       throw new BrokerError('evidence_malformed', `x5c[${i}] is not a DER certificate`, { cause: e });
     }
@@ -34,14 +85,8 @@ function withinValidity(c: X509Certificate, now: number): boolean {
   return Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo);
 }
 
-function keyUsageAllows(ext: x509.X509Certificate, flag: x509.KeyUsageFlags): boolean | undefined {
-  const ku = ext.getExtension(x509.KeyUsagesExtension);
-  return ku ? (ku.usages & flag) !== 0 : undefined;
-}
-
-function isCa(ext: x509.X509Certificate): boolean {
-  return ext.getExtension(x509.BasicConstraintsExtension)?.ca === true;
-}
+const keyUsageAllows = (c: ParsedCert, flag: x509.KeyUsageFlags): boolean | undefined =>
+  c.keyUsage === undefined ? undefined : (c.keyUsage & flag) !== 0;
 
 function issuedBy(child: X509Certificate, parent: X509Certificate): boolean {
   return child.checkIssued(parent) && child.verify(parent.publicKey);
@@ -51,24 +96,30 @@ function issuedBy(child: X509Certificate, parent: X509Certificate): boolean {
 export function verifyNodeChain(chain: ParsedCert[], trusted: ReadonlyMap<string, NodeCA>, now: number): NodeIdentity {
   const leaf = chain[0];
   if (!leaf) throw untrusted('empty chain');
-  if (isCa(leaf.ext)) throw untrusted('leaf certificate is a CA');
-  if (keyUsageAllows(leaf.ext, x509.KeyUsageFlags.digitalSignature) !== true) {
+  if (leaf.ca) throw untrusted('leaf certificate is a CA');
+  if (keyUsageAllows(leaf, x509.KeyUsageFlags.digitalSignature) !== true) {
     throw untrusted('leaf certificate lacks keyUsage digitalSignature');
   }
   for (let i = 0; i < chain.length; i++) {
     const cur = chain[i]!;
-    if (!withinValidity(cur.node, now)) throw untrusted(`certificate ${i} (${cur.node.subject.replace(/\n/g, ', ')}) is outside its validity period`);
+    if (cur.unknownCritical.length) throw untrusted(`certificate ${i} has unknown critical extension(s) ${cur.unknownCritical.join(', ')}`);
+    if (now < cur.notBefore || now > cur.notAfter) throw untrusted(`certificate ${i} (${cur.node.subject.replace(/\n/g, ', ')}) is outside its validity period`);
     if (i > 0) {
-      if (!isCa(cur.ext) || keyUsageAllows(cur.ext, x509.KeyUsageFlags.keyCertSign) === false) {
+      if (!cur.ca || keyUsageAllows(cur, x509.KeyUsageFlags.keyCertSign) === false) {
         throw untrusted(`certificate ${i} is not a CA allowed to sign certificates`);
       }
-      const pathLen = cur.ext.getExtension(x509.BasicConstraintsExtension)?.pathLength;
-      if (pathLen !== undefined && i - 1 > pathLen) throw untrusted(`certificate ${i} pathLen constraint exceeded`);
+      if (cur.pathLength !== undefined && i - 1 > cur.pathLength) throw untrusted(`certificate ${i} pathLen constraint exceeded`);
     }
     for (const ca of trusted.values()) {
       const isAnchor = cur.node.raw.equals(ca.cert.raw);
       if (isAnchor || issuedBy(cur.node, ca.cert)) {
         if (!withinValidity(ca.cert, now)) throw untrusted(`trusted node CA ${ca.name} is outside its validity period`);
+        // Intermediates between the leaf and the anchor: certificates 1..i, less the anchor itself.
+        const below = isAnchor ? i - 1 : i;
+        const anchorPathLen = anchorFacts(ca).pathLength;
+        if (anchorPathLen !== undefined && below > anchorPathLen) {
+          throw untrusted(`node CA ${ca.name} allows ${anchorPathLen} intermediate(s), the chain has ${below}`);
+        }
         // The chain must be used whole: nothing may follow but the anchor itself.
         const rest = chain.slice(i + 1);
         if (rest.length > 1 || (rest.length === 1 && (isAnchor || !rest[0]!.node.raw.equals(ca.cert.raw)))) {
@@ -85,7 +136,5 @@ export function verifyNodeChain(chain: ParsedCert[], trusted: ReadonlyMap<string
 }
 
 function identity(leaf: ParsedCert, nodeCA: string): NodeIdentity {
-  const san = leaf.ext.getExtension(x509.SubjectAlternativeNameExtension);
-  const sanUris = (san?.names.items ?? []).filter((n) => n.type === 'url').map((n) => n.value);
-  return { nodeCA, subject: leaf.node.subject, sanUris, fingerprint: createHash('sha256').update(leaf.node.raw).digest('hex') };
+  return { nodeCA, subject: leaf.node.subject, sanUris: leaf.sanUris, fingerprint: leaf.fingerprint };
 }

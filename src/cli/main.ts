@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { configFrom } from './context.js';
 import { demoCommand } from './demo.js';
+import { hsmCommand } from './hsm.js';
 import { keysCommand } from './keysCmd.js';
 import { policyCommand } from './policyCmd.js';
 import { serveCommand } from './serve.js';
@@ -12,5 +14,6 @@ const program = new Command('keyanchor')
 program.addCommand(serveCommand());
 program.addCommand(policyCommand());
 program.addCommand(keysCommand());
+program.addCommand(hsmCommand(() => configFrom(program)));
 program.addCommand(demoCommand());
 await program.parseAsync(process.argv);

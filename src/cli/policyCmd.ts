@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { Command } from 'commander';
 import { policyVars } from '../broker.js';
 import { formatProblem, loadPolicyDir, PolicyError } from '../policy/load.js';
@@ -12,7 +13,8 @@ export function policyCommand(): Command {
     .action((dir: string | undefined, _o: unknown, cmd: Command) => {
       let config;
       try {
-        config = configFrom(cmd, dir ? { policyDir: dir } : {});
+        // A directory given on the command line is relative to where the command runs.
+        config = configFrom(cmd, dir ? { policyDir: path.resolve(dir) } : {});
       } catch (e) {
         reportConfigError(e);
       }

@@ -19,6 +19,7 @@ export class SoftwareCustodian implements KeyCustodian {
   readonly kind = 'software' as const;
   readonly recipientKeyTypes = ['EC', 'RSA'] as const;
   readonly #kek: Buffer;
+  #closed = false;
   readonly kekId: string;
 
   constructor(kek: Buffer) {
@@ -38,7 +39,7 @@ export class SoftwareCustodian implements KeyCustodian {
 
   async releaseTo(ref: KeyRef, wrapped: WrappedKey, recipient: RecipientJwk): Promise<ReleasedKey> {
     const alg = jweAlgFor(recipient);
-    const pub = await importRecipient(recipient, alg);
+    const pub = await importRecipient(recipient);
     const key = this.#open(wrapped, ref);
     try {
       const jwe = await new CompactEncrypt(key)
@@ -50,13 +51,22 @@ export class SoftwareCustodian implements KeyCustodian {
     }
   }
 
-  async health(): Promise<void> {}
+  async health(): Promise<void> {
+    this.#ensureOpen();
+  }
 
   async close(): Promise<void> {
+    this.#closed = true;
     this.#kek.fill(0);
   }
 
+  /** A closed custodian has a zeroed KEK: refuse rather than wrap under zeros. */
+  #ensureOpen(): void {
+    if (this.#closed) throw new BrokerError('custody_unavailable', 'software custodian is closed');
+  }
+
   #seal(key: Buffer, ref: KeyRef): Buffer {
+    this.#ensureOpen();
     const iv = randomBytes(IV_LEN);
     const c = createCipheriv('aes-256-gcm', this.#kek, iv);
     c.setAAD(keyAad(ref));
@@ -65,6 +75,7 @@ export class SoftwareCustodian implements KeyCustodian {
   }
 
   #open(wrapped: WrappedKey, ref: KeyRef): Buffer {
+    this.#ensureOpen();
     if (wrapped.alg !== ALG || wrapped.kekId !== this.kekId) {
       throw new BrokerError('custody_unavailable', `key ${ref.name}@${ref.version} is wrapped by ${wrapped.alg} ${wrapped.kekId}, not this KEK`);
     }

@@ -1,9 +1,10 @@
 /** Real child processes: the broker CLI, the agent CLI, and the keyanchor CLI. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../../src/paths.js';
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The checkout, whether this runs from test/ (vitest) or dist/test/ (the benchmark). */
+export const ROOT = packageRoot();
 export const BROKER_CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 export const AGENT_CLI = path.join(ROOT, 'attest-agent', 'bin', 'attest-agent.js');
 

@@ -14,6 +14,10 @@
  * protected header as additional data. Every object made for a call is a session object and is
  * destroyed in `finally`. CKA_VALUE is never read.
  *
+ * Trust boundary: a data key must be CKA_EXTRACTABLE for the HSM to wrap it to the agent, so
+ * whoever holds the user PIN can unwrap any blob and wrap it to a key of their own. The PIN (and
+ * the host holding it) is the boundary; the HSM keeps the KEK and the keys off the broker's heap.
+ *
  * RSA-OAEP's hash comes from `oaepHash`: SHA-256 (RSA-OAEP-256) is the default and what real HSMs
  * support; SoftHSM 2.6 implements OAEP with SHA-1 only (RSA-OAEP) and answers SHA-256 with
  * CKR_ARGUMENTS_BAD, which surfaces as custody_unavailable naming `oaepHash`.
@@ -123,7 +127,7 @@ export class Pkcs11Custodian implements KeyCustodian {
     if (jwk.alg !== undefined && jwk.alg !== this.#oaep.alg) {
       throw new BrokerError('recipient_unsupported', `the recipient key is for ${jwk.alg}; this custodian wraps with ${this.#oaep.alg}`);
     }
-    await importRecipient(jwk, this.#oaep.alg);
+    await importRecipient(jwk);
     return { n: Buffer.from(jwk.n, 'base64url'), e: Buffer.from(jwk.e, 'base64url') };
   }
 

@@ -13,7 +13,6 @@ import { SessionPool } from './sessions.js';
 export { hsmInit, hsmStatus, type HsmInitResult, type HsmStatus } from './admin.js';
 export type { KekAttributes } from './kek.js';
 export type { Pkcs11Internals, Pkcs11Module } from './library.js';
-export { Pkcs11Custodian } from './custodian.js';
 
 /**
  * Connects to the configured token (session pool logged in, KEK found and checked) and returns

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseConfig, type Config } from '../../../src/config.js';
+import { ConfigError, loadConfig, parseConfig } from '../../../src/config.js';
 import { Secret } from '../../../src/secret.js';
 
 /** The problems of the ConfigError that `f` throws (fails the test if it does not throw one). */
@@ -55,7 +55,7 @@ describe('embedded defaults', () => {
   });
 
   it('are deeply frozen', () => {
-    const c = parseConfig(undefined) as Config & Record<string, unknown>;
+    const c = parseConfig(undefined);
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.listen)).toBe(true);
     expect(Object.isFrozen(c.nonce)).toBe(true);
@@ -64,7 +64,7 @@ describe('embedded defaults', () => {
       (c.listen as { port: number }).port = 1;
     }).toThrow(TypeError);
     expect(() => {
-      c.stateDir = '/elsewhere';
+      (c as { stateDir: string }).stateDir = '/elsewhere';
     }).toThrow(TypeError);
     expect(c.listen.port).toBe(8443);
   });
@@ -246,6 +246,22 @@ describe('insecureHttp', () => {
   });
 });
 
+describe('admin API', () => {
+  it('is off by default', () => {
+    expect(parseConfig(undefined).admin).toEqual({ enabled: false });
+  });
+
+  it('enabled without an authenticator is a problem', () => {
+    expect(problemsOf(() => parseConfig('admin: { enabled: true }\n', { file: 'c.yaml' }))).toEqual(['c.yaml:1:8 admin: an enabled admin API needs jwt or mtls']);
+  });
+
+  it('mTLS together with insecureHttp is a problem', () => {
+    expect(problemsOf(() => parseConfig('insecureHttp: true\nadmin: { enabled: true, mtls: { ca: ca.pem } }\n', { file: 'c.yaml' }))).toEqual([
+      'c.yaml: admin.mtls needs TLS; it cannot work with insecureHttp',
+    ]);
+  });
+});
+
 describe('pkcs11 custody PIN', () => {
   it('resolves from the environment into a Secret, with the defaults filled in', () => {
     const c = parseConfig(PKCS11, { file: 'c.yaml', env: { KA_TEST_PIN: PIN } });
@@ -329,6 +345,14 @@ describe('paths', () => {
     expect(c.stateDir).toBe(path.join(dir, 'var', 'state'));
     expect(c.policyDir).toBe(path.join(sub, 'policies'));
     expect(c.tls).toEqual({ cert: path.join(sub, 'tls', 'server.pem'), key: '/abs/server.key' });
+  });
+
+  it('the audit file is under stateDir unless absolute; admin files are relative to the config file', () => {
+    const file = path.join(dir, 'keyanchor.yaml');
+    expect(parseConfig('stateDir: st\n', { file }).audit).toEqual({ file: path.join(dir, 'st', 'audit.jsonl'), fsync: false });
+    expect(parseConfig('stateDir: st\naudit: { file: logs/a.jsonl }\n', { file }).audit.file).toBe(path.join(dir, 'st', 'logs', 'a.jsonl'));
+    expect(parseConfig('audit: { file: /var/log/ka.jsonl }\n', { file }).audit.file).toBe('/var/log/ka.jsonl');
+    expect(parseConfig('admin: { enabled: true, mtls: { ca: ca.pem } }\n', { file }).admin).toEqual({ enabled: true, mtls: { ca: path.join(dir, 'ca.pem') } });
   });
 
   it('a relative --config file name resolves against the cwd first', () => {

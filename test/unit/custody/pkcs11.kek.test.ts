@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, type Config, type Pkcs11CustodyConfig } from '../../../src/config.js';
 import { createPkcs11Custodian, hsmInit, hsmStatus } from '../../../src/custody/pkcs11/index.js';
 import { hsmCommand } from '../../../src/cli/hsm.js';
+import { Secret } from '../../../src/secret.js';
 import { agentKey, openReleasedKey } from '../../contract/agentSide.js';
 import { expectBrokerError } from '../../contract/custodian.contract.js';
 import { createSoftHsm, softhsmAvailable, softhsmCustodyConfig, type SoftHsm } from '../../helpers/softhsm.js';
@@ -90,17 +91,22 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('pkcs11 KEK and `keyanc
   });
 
   describe('the CLI', () => {
-    const run = async (kekLabel: string, args: string[]) => {
-      const base = parseConfig(undefined);
-      const config = { ...base, custody: cfg(kekLabel) } as Config;
+    class Exit extends Error {
+      constructor(readonly exitCode: number) {
+        super(`exit ${exitCode}`);
+      }
+    }
+    const run = async (args: string[], custody: Config['custody']) => {
+      const config = { ...parseConfig(undefined), custody } as Config;
       let out = '';
-      await hsmCommand(() => config, { out: (t) => (out += t) }).parseAsync(args, { from: 'user' });
+      const io = { out: (t: string) => void (out += t), fail: (m: string, code: number): never => { out += m; throw new Exit(code); } };
+      await hsmCommand(() => config, io).parseAsync(args, { from: 'user' });
       return out;
     };
 
     it('init prints the new kekId; status prints attributes and ok, never values or the PIN', async () => {
-      expect(await run('cli-kek', ['init'])).toMatch(/created KEK "cli-kek" on token "keyanchor-test".*\nkekId: pkcs11:cli-kek:[0-9a-f]{32}\n/);
-      const text = await run('cli-kek', ['status']);
+      expect(await run(['init'], cfg('cli-kek'))).toMatch(/created KEK "cli-kek" on token "keyanchor-test".*\nkekId: pkcs11:cli-kek:[0-9a-f]{32}\n/);
+      const text = await run(['status'], cfg('cli-kek'));
       expect(text).toMatch(/\nok\n$/);
       expect(text).toContain('false: extractable');
       expect(text).not.toContain(hsm.pin);
@@ -108,16 +114,16 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('pkcs11 KEK and `keyanc
     });
 
     it('status --json, and exit code 1 for an unusable KEK', async () => {
-      const s = JSON.parse(await run('tool-plain', ['status', '--json']));
+      const s = JSON.parse(await run(['status', '--json'], cfg('tool-plain')));
       expect(s.ok).toBe(false);
       expect(process.exitCode).toBe(1);
     });
 
-    it('refuses software custody', async () => {
-      let out = '';
-      const cmd = hsmCommand(() => parseConfig(undefined), { out: (t) => (out += t) });
-      await expect(cmd.parseAsync(['status'], { from: 'user' })).rejects.toMatchObject({ code: 'config_invalid' });
-      expect(out).toBe('');
+    it('reports a second init, a wrong PIN and software custody as failures, without the PIN', async () => {
+      await expect(run(['init'], cfg('cli-kek'))).rejects.toEqual(new Exit(1));
+      const wrongPin = { ...cfg('cli-kek'), pin: new Secret('not-the-pin') };
+      await expect(run(['status'], wrongPin)).rejects.toEqual(new Exit(1));
+      await expect(run(['status'], { kind: 'software' })).rejects.toEqual(new Exit(3));
     });
   });
 });

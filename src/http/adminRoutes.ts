@@ -1,0 +1,154 @@
+/**
+ * The admin API, mounted at /v1/admin: key lifecycle for the teams the policy names. Every
+ * handler reads the same way: who is calling (authenticated for the whole router, before any
+ * route) → is the input well-formed → may this caller act on this key (decided from the name
+ * alone, before the keystore is read, so a 403 says nothing about whether a key exists) → call
+ * KeyService with the caller as actor → log → answer with metadata only.
+ */
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { z } from 'zod';
+import { requireAuthorized, teamsOf, visible, WHOLE_KEYSTORE } from '../admin/authorize.js';
+import { adminKeyView } from '../admin/keyView.js';
+import type { Authenticator, Caller } from '../admin/principal.js';
+import { BrokerError } from '../errors.js';
+import type { KeyService } from '../keys/keyService.js';
+import type { KeyState } from '../keys/keystoreFile.js';
+import type { Logger } from '../log.js';
+import type { Policy, Team } from '../policy/types.js';
+import { KeyName } from '../protocol.js';
+import type { RequestLocals } from './problem.js';
+
+export interface AdminRouteDeps {
+  keys: KeyService;
+  /** The policy in force now (it changes on reload). */
+  policy: () => Policy;
+  auth: Authenticator;
+  log: Logger;
+}
+
+interface AdminLocals extends RequestLocals {
+  caller: Caller;
+}
+
+const MAX_BODY_BYTES = 4096;
+const json = express.json({ limit: MAX_BODY_BYTES, strict: true, type: 'application/json' });
+const CreateKeyBody = z.strictObject({ name: KeyName });
+const VERSION = /^[1-9]\d{0,6}$/;
+const TRANSITIONS: ReadonlyMap<string, KeyState> = new Map([
+  ['disable', 'disabled'],
+  ['enable', 'enabled'],
+  ['destroy', 'destroyed'],
+]);
+
+export function adminRoutes(deps: AdminRouteDeps): Router {
+  const r = express.Router({ caseSensitive: true });
+
+  // Authentication first, for every path under /v1/admin (unknown ones included).
+  r.use(async (req: Request, res: Response, next: NextFunction) => {
+    try {
+      (res.locals as AdminLocals).caller = await deps.auth.authenticate(req);
+    } catch (e) {
+      if (deps.auth.bearer) {
+        const invalid = req.headers.authorization !== undefined ? ', error="invalid_token"' : '';
+        res.setHeader('WWW-Authenticate', `Bearer realm="keyanchor-admin"${invalid}`);
+      }
+      throw e;
+    }
+    next();
+  });
+
+  const done = (res: Response, event: string, fields: Record<string, unknown>, teams: readonly Team[]) => {
+    const { requestId, caller } = res.locals as AdminLocals;
+    deps.log.info({ event, requestId, actor: caller.actor, teams: teams.map((t) => t.name), ...fields }, 'admin operation');
+  };
+
+  r.get('/keys', (_req, res) => {
+    const { caller } = res.locals as AdminLocals;
+    const policy = deps.policy();
+    const teams = teamsOf(policy, caller);
+    if (teams.length === 0) throw new BrokerError('forbidden', `${caller.actor} is in no team`);
+    const keys = visible(policy, caller, deps.keys.list()).map(adminKeyView);
+    done(res, 'admin.key.list', { count: keys.length }, teams);
+    res.json({ keys });
+  });
+
+  r.post('/keys', json, async (req, res) => {
+    const { caller } = res.locals as AdminLocals;
+    const body = CreateKeyBody.safeParse(jsonBody(req));
+    if (!body.success) throw new BrokerError('request_malformed', 'body must be {"name": "<owner>/<purpose>"}');
+    const { name } = body.data;
+    const teams = requireAuthorized(deps.policy(), caller, name);
+    const key = adminKeyView(await deps.keys.create(name, caller.actor));
+    done(res, 'admin.key.create', { key: name }, teams);
+    res.status(201).location(`/v1/admin/keys/${name}`).json(key);
+  });
+
+  r.get('/keys/:owner/:purpose', (req, res) => {
+    const { name, teams } = authorizedKey(deps, req, res);
+    const key = adminKeyView(deps.keys.show(name));
+    done(res, 'admin.key.show', { key: name }, teams);
+    res.json(key);
+  });
+
+  r.post('/keys/:owner/:purpose/rotate', json, async (req, res) => {
+    const { name, teams } = authorizedKey(deps, req, res);
+    emptyBody(req);
+    const key = adminKeyView(await deps.keys.rotate(name, (res.locals as AdminLocals).caller.actor));
+    done(res, 'admin.key.rotate', { key: name, version: Math.max(...key.versions.map((v) => v.version)) }, teams);
+    res.json(key);
+  });
+
+  r.post('/keys/:owner/:purpose/versions/:version/:action', json, async (req, res) => {
+    const to = TRANSITIONS.get(String(req.params.action));
+    if (!to) throw new BrokerError('not_found', 'no such admin action');
+    const v = String(req.params.version);
+    if (!VERSION.test(v)) throw new BrokerError('request_malformed', 'version must be a positive integer');
+    const { name, teams } = authorizedKey(deps, req, res);
+    emptyBody(req);
+    const key = adminKeyView(await deps.keys.setState(name, Number(v), to, (res.locals as AdminLocals).caller.actor));
+    done(res, 'admin.key.state', { key: name, version: Number(v), state: to }, teams);
+    res.json(key);
+  });
+
+  r.get('/keystore', async (_req, res) => {
+    const { caller } = res.locals as AdminLocals;
+    const teams = requireAuthorized(deps.policy(), caller, WHOLE_KEYSTORE);
+    const data = await deps.keys.exportWrapped(caller.actor);
+    done(res, 'admin.keystore.export', { keys: Object.keys(data.keys).length }, teams);
+    res.setHeader('Content-Disposition', 'attachment; filename="keystore.json"');
+    res.json(data);
+  });
+
+  for (const path of ['/keys', '/keys/:owner/:purpose', '/keys/:owner/:purpose/rotate', '/keys/:owner/:purpose/versions/:version/:action', '/keystore']) {
+    r.all(path, () => {
+      throw new BrokerError('method_not_allowed', 'wrong method');
+    });
+  }
+  return r;
+}
+
+/** The key named by the path, once its form is valid and the caller may act on it. */
+function authorizedKey(deps: AdminRouteDeps, req: Request, res: Response): { name: string; teams: Team[] } {
+  const name = `${String(req.params.owner)}/${String(req.params.purpose)}`;
+  if (!KeyName.safeParse(name).success) throw new BrokerError('request_malformed', 'the key name in the path is not "<owner>/<purpose>"');
+  return { name, teams: requireAuthorized(deps.policy(), (res.locals as AdminLocals).caller, name) };
+}
+
+/** The parsed JSON body; 415 for a body of another type, 400 for none. */
+function jsonBody(req: Request): unknown {
+  if (req.body !== undefined) return req.body;
+  if (hasBody(req) && req.headers['content-type']) throw new BrokerError('unsupported_media_type', `content-type ${req.headers['content-type']}`);
+  throw new BrokerError('request_malformed', 'a JSON body is required');
+}
+
+/** Operations that take no input accept no body, or `{}`. */
+function emptyBody(req: Request): void {
+  if (req.body === undefined && !hasBody(req)) return;
+  const body = jsonBody(req);
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).length > 0) {
+    throw new BrokerError('request_malformed', 'this operation takes no body (or {})');
+  }
+}
+
+const hasBody = (req: Request) =>
+  (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;

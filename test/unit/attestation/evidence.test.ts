@@ -1,0 +1,131 @@
+/**
+ * parseEvidence: size first, then shape. Only the allow-listed asymmetric algorithms get past the
+ * header check; `none` and HMAC never do. Keys and certificates are made at test time.
+ */
+import { createPrivateKey } from 'node:crypto';
+import { CompactSign, exportJWK, generateKeyPair } from 'jose';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parseChain } from '../../../src/attestation/nodeChain.js';
+import { parseEvidence, verifyEvidenceSignature } from '../../../src/attestation/evidence.js';
+import { BrokerError } from '../../../src/errors.js';
+import { issueCertificate, toX5c, type Issued } from '../../../src/pki.js';
+import { EVIDENCE_TYP, MAX_EVIDENCE_BYTES, PROTOCOL_VERSION } from '../../../src/protocol.js';
+
+let node: Issued;
+let other: Issued;
+let payload: Record<string, unknown>;
+
+const b64url = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+
+function outcome(f: () => unknown): string {
+  try {
+    f();
+    return 'parsed';
+  } catch (e) {
+    if (!(e instanceof BrokerError)) throw e;
+    return `${e.status} ${e.code}`;
+  }
+}
+
+async function signed(header: Record<string, unknown> = {}, body: unknown = payload, signer: Issued = node): Promise<string> {
+  return new CompactSign(Buffer.from(JSON.stringify(body)))
+    .setProtectedHeader({ alg: 'ES256', typ: EVIDENCE_TYP, x5c: toX5c(signer), ...header } as never)
+    .sign(createPrivateKey(signer.keyPem));
+}
+
+beforeAll(async () => {
+  const ca = await issueCertificate({ subject: 'CN=evidence test CA', ca: true });
+  node = await issueCertificate({ subject: 'CN=node-1', uris: ['spiffe://t/node-1'] }, ca);
+  other = await issueCertificate({ subject: 'CN=node-2' }, ca);
+  const { publicKey } = await generateKeyPair('ECDH-ES+A256KW', { extractable: true });
+  const { kty, crv, x, y } = await exportJWK(publicKey);
+  payload = {
+    ver: PROTOCOL_VERSION,
+    nonce: 'n'.repeat(43),
+    iat: 1_900_000_000,
+    workload: { binary: { path: '/usr/bin/app', sha256: 'ab'.repeat(32) } },
+    keys: [{ name: 'team/a' }],
+    cnf: { jwk: { kty, crv, x, y } },
+  };
+});
+
+describe('parseEvidence', () => {
+  it('parses well-formed ES256 evidence and fills defaults', async () => {
+    const ev = parseEvidence(await signed());
+    expect(ev.header.alg).toBe('ES256');
+    expect(ev.header.x5c).toEqual(toX5c(node));
+    expect(ev.payload.workload.binary.signatures).toEqual([]);
+    expect(ev.payload.keys).toEqual([{ name: 'team/a' }]);
+  });
+
+  it('more than MAX_EVIDENCE_BYTES: 413 evidence_too_large, before anything else is looked at', () => {
+    expect(outcome(() => parseEvidence('a'.repeat(MAX_EVIDENCE_BYTES + 1)))).toBe('413 evidence_too_large');
+    expect(outcome(() => parseEvidence('a'.repeat(MAX_EVIDENCE_BYTES)))).toBe('400 evidence_malformed');
+  });
+
+  it('the limit counts UTF-8 bytes, not characters', () => {
+    const s = 'é'.repeat(MAX_EVIDENCE_BYTES / 2 + 1);
+    expect(s.length).toBeLessThan(MAX_EVIDENCE_BYTES);
+    expect(outcome(() => parseEvidence(s))).toBe('413 evidence_too_large');
+  });
+
+  it('alg "none": evidence_malformed', async () => {
+    const jws = `${b64url({ alg: 'none', typ: EVIDENCE_TYP, x5c: toX5c(node) })}.${b64url(payload)}.`;
+    expect(outcome(() => parseEvidence(jws))).toBe('400 evidence_malformed');
+    // Even with something in the signature slot.
+    expect(outcome(() => parseEvidence(`${jws}AAAA`))).toBe('400 evidence_malformed');
+  });
+
+  it('alg HS256, correctly MACed: evidence_malformed', async () => {
+    const secret = new TextEncoder().encode('x'.repeat(32));
+    const jws = await new CompactSign(Buffer.from(JSON.stringify(payload)))
+      .setProtectedHeader({ alg: 'HS256', typ: EVIDENCE_TYP, x5c: toX5c(node) } as never)
+      .sign(secret);
+    expect(outcome(() => parseEvidence(jws))).toBe('400 evidence_malformed');
+  });
+
+  it('RS256 and ES512 are not on the allow-list', () => {
+    for (const alg of ['RS256', 'ES512', 'es256']) {
+      expect(outcome(() => parseEvidence(`${b64url({ alg, typ: EVIDENCE_TYP, x5c: toX5c(node) })}.${b64url(payload)}.AAAA`))).toBe('400 evidence_malformed');
+    }
+  });
+
+  it('a wrong typ, a missing x5c, or an extra header member: evidence_malformed', async () => {
+    expect(outcome(() => parseEvidence(`${b64url({ alg: 'ES256', typ: 'JWT', x5c: toX5c(node) })}.${b64url(payload)}.AAAA`))).toBe('400 evidence_malformed');
+    expect(outcome(() => parseEvidence(`${b64url({ alg: 'ES256', typ: EVIDENCE_TYP })}.${b64url(payload)}.AAAA`))).toBe('400 evidence_malformed');
+    const withJku = await signed({ jku: 'https://evil.example/keys' });
+    expect(outcome(() => parseEvidence(withJku))).toBe('400 evidence_malformed');
+  });
+
+  it('not a compact JWS: evidence_malformed', () => {
+    for (const s of ['', 'a.b', 'a.b.c.d', 'a.b.', '!!.b.c', `${b64url('not json')}.${b64url(payload)}.AAAA`]) {
+      expect(outcome(() => parseEvidence(s))).toBe('400 evidence_malformed');
+    }
+    expect(outcome(() => parseEvidence(42))).toBe('400 evidence_malformed');
+    expect(outcome(() => parseEvidence(undefined))).toBe('400 evidence_malformed');
+  });
+
+  it('a payload that breaks the schema: evidence_malformed', async () => {
+    expect(outcome(() => parseEvidence(`${b64url({ alg: 'ES256', typ: EVIDENCE_TYP, x5c: toX5c(node) })}.${b64url({ ...payload, extra: 1 })}.AAAA`))).toBe(
+      '400 evidence_malformed',
+    );
+    expect(outcome(() => parseEvidence(`${b64url({ alg: 'ES256', typ: EVIDENCE_TYP, x5c: toX5c(node) })}.${b64url({ ...payload, keys: [{ name: 'team/a' }, { name: 'team/a' }] })}.AAAA`))).toBe(
+      '400 evidence_malformed',
+    );
+  });
+});
+
+describe('verifyEvidenceSignature', () => {
+  it('accepts the signature of the leaf key', async () => {
+    const ev = parseEvidence(await signed());
+    await expect(verifyEvidenceSignature(ev, parseChain(ev.header.x5c)[0]!)).resolves.toBeUndefined();
+  });
+
+  it('another node key: 401 evidence_signature_invalid', async () => {
+    // Signed by `other`, but the x5c names `node`.
+    const ev = parseEvidence(await signed({ x5c: toX5c(node) }, payload, other));
+    const e = await verifyEvidenceSignature(ev, parseChain(ev.header.x5c)[0]!).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(BrokerError);
+    expect({ status: (e as BrokerError).status, code: (e as BrokerError).code }).toEqual({ status: 401, code: 'evidence_signature_invalid' });
+  });
+});
