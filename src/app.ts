@@ -3,9 +3,11 @@ import { randomBytes } from 'node:crypto';
 import express, { type Express } from 'express';
 import { BrokerError } from './errors.js';
 import { errorHandler } from './http/problem.js';
+import { adminRoutes, type AdminRouteDeps } from './http/adminRoutes.js';
 import { apiRoutes, type RouteDeps } from './http/routes.js';
 
-export type AppDeps = RouteDeps;
+/** `admin` is present only when the admin API is enabled; otherwise /v1/admin/* is not_found. */
+export type AppDeps = RouteDeps & { admin?: AdminRouteDeps };
 
 export function createApp(deps: AppDeps): Express {
   const app = express();
@@ -21,6 +23,7 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
   app.use(apiRoutes(deps));
+  if (deps.admin) app.use('/v1/admin', adminRoutes(deps.admin));
   app.use(() => {
     throw new BrokerError('not_found', 'no such route');
   });

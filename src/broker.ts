@@ -7,6 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
+import { adminTlsOptions, createAuthenticator } from './admin/index.js';
 import { createApp } from './app.js';
 import { NonceService } from './attestation/nonces.js';
 import type { AuditLog } from './audit/auditLog.js';
@@ -93,6 +94,8 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
     tlsCa = dev.tlsCa;
   }
 
+  // Before any state is opened, so that a bad JWKS or CA file fails first.
+  const adminAuth = config.admin.enabled ? createAuthenticator(config.admin, { clock }) : undefined;
   const { keys, custodian, audit, close: closeKeys } = await openKeys(config, clock);
   if (config.dev.enabled && !keys.has(DEMO_KEY)) {
     await keys.create(DEMO_KEY, 'keyanchor-dev-bootstrap');
@@ -127,6 +130,7 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
     custodian,
     log,
     release: { nonces, policy: () => policy, keys, clock, maxClockSkewMs: config.evidence.maxClockSkewSeconds * 1000 },
+    ...(adminAuth ? { admin: { keys, policy: () => policy, auth: adminAuth, log } } : {}),
   });
   return {
     app,
@@ -147,7 +151,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   const log = opts.log ?? createLogger(config.log.level);
   const b = await assembleBroker(config, { ...opts, log });
   const server = b.tls
-    ? https.createServer({ cert: readFileSync(b.tls.cert), key: readFileSync(b.tls.key), minVersion: 'TLSv1.2' }, b.app)
+    ? https.createServer({ cert: readFileSync(b.tls.cert), key: readFileSync(b.tls.key), minVersion: 'TLSv1.2', ...adminTlsOptions(config.admin) }, b.app)
     : http.createServer(b.app);
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;

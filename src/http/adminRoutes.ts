@@ -110,7 +110,9 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     res.json(key);
   });
 
-  r.get('/keystore', async (_req, res) => {
+  r.get('/keystore', async (req, res) => {
+    // Express answers HEAD with the GET route: an export (and its audit record) only for GET.
+    if (req.method !== 'GET') throw new BrokerError('method_not_allowed', `${req.method} on the keystore export`);
     const { caller } = res.locals as AdminLocals;
     const teams = requireAuthorized(deps.policy(), caller, WHOLE_KEYSTORE);
     const data = await deps.keys.exportWrapped(caller.actor);
