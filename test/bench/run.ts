@@ -9,7 +9,11 @@ import { createWriteStream, writeFileSync, openSync, writeSync, closeSync, rmSyn
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { randomFillSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, randomFillSync } from 'node:crypto';
+import type { KeyCustodian } from '../../src/custody/custodian.js';
+import { createPkcs11Custodian } from '../../src/custody/pkcs11/index.js';
+import { SoftwareCustodian } from '../../src/custody/software.js';
+import type { RecipientJwk } from '../../src/protocol.js';
 import { measureFile } from '../../attest-agent/src/index.js';
 import { openKeys, startBroker } from '../../src/broker.js';
 import { parseConfig, type Config } from '../../src/config.js';
@@ -77,6 +81,22 @@ async function benchCustody(w: World, files: Files, custody: Record<string, unkn
   } finally {
     await broker.close();
   }
+}
+
+/** Custody alone, in process: one release of one key to the same RSA-3072 recipient, p50/p99. */
+async function benchRelease(custodian: KeyCustodian, n: number): Promise<{ p50: number; p99: number }> {
+  const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 3072 });
+  const jwk = publicKey.export({ format: 'jwk' }) as RecipientJwk;
+  const ref = { name: APP_KEY, version: 1 };
+  const wrapped = await custodian.generate(ref);
+  for (let i = 0; i < 50; i++) await custodian.releaseTo(ref, wrapped, jwk);
+  const xs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await custodian.releaseTo(ref, wrapped, jwk);
+    xs.push(performance.now() - t);
+  }
+  return { p50: median(xs), p99: quantile(xs, 0.99) };
 }
 
 async function benchHashing(): Promise<{ mbps: number; sha256sumMbps: number; sizeMiB: number }> {
@@ -152,6 +172,14 @@ try {
   const hsm = await pkcs11Setup(w);
   if (hsm) {
     try {
+      const n = quick ? 300 : 2000;
+      const soft = new SoftwareCustodian(randomBytes(32));
+      const hard = await createPkcs11Custodian(hsm.config);
+      const rs = await benchRelease(soft, n);
+      const rh = await benchRelease(hard, n);
+      await soft.close();
+      await hard.close();
+      say(`custody release alone (unwrap + re-encrypt to an RSA-3072 recipient, n=${n}): software p50 ${fmt(rs.p50, 3)} ms, p99 ${fmt(rs.p99, 3)} ms; pkcs11/SoftHSM2 p50 ${fmt(rh.p50, 3)} ms, p99 ${fmt(rh.p99, 3)} ms; the HSM adds ${fmt(rh.p50 - rs.p50, 3)} ms at p50, ${fmt(rh.p99 - rs.p99, 3)} ms at p99`);
       const hw = await benchCustody(w, files, hsm.custody, hsm.env);
       say(`pkcs11 custody (SoftHSM2): full round trip p50 ${fmt(hw.p50)} ms, p99 ${fmt(hw.p99)} ms (new connection); warm p50 ${fmt(hw.warmP50)} ms, p99 ${fmt(hw.warmP99)} ms; over software custody (warm): +${fmt(hw.warmP50 - sw.warmP50)} ms at p50 (${fmt(hw.warmP50 / sw.warmP50)}×), +${fmt(hw.warmP99 - sw.warmP99)} ms at p99`);
       say(`pkcs11 custody (SoftHSM2): sustained ${fmt(hw.rate, 0)} attestations/s (p50 ${fmt(hw.loadP50)} ms, p99 ${fmt(hw.loadP99)} ms, errors ${hw.errors}); broker event-loop delay p50 ${fmt(hw.eldP50)} ms, p99 ${fmt(hw.eldP99)} ms, max ${fmt(hw.eldMax)} ms`);

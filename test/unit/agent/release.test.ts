@@ -20,9 +20,9 @@ const released = (jwe: string, form: 'plaintext' | 'cek' = 'plaintext', version 
 const rsaPublic = () => createPublicKey(rsa.privateKey);
 
 describe('recipient keys', () => {
-  it('are fresh P-256 and RSA-3072 keys whose JWKs match the protocol', () => {
+  it('are fresh P-256 and RSA-2048 keys whose JWKs match the protocol', () => {
     expect(ec.publicJwk).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ECDH-ES+A256KW' });
-    expect(rsa.privateKey.asymmetricKeyDetails?.modulusLength).toBe(3072);
+    expect(rsa.privateKey.asymmetricKeyDetails?.modulusLength).toBe(2048);
     expect(Object.keys(rsa.publicJwk).sort()).toEqual(['e', 'kty', 'n', 'use']);
   });
 });
