@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { auditCommand } from './auditCmd.js';
 import { configFrom } from './context.js';
 import { demoCommand } from './demo.js';
 import { hsmCommand } from './hsm.js';
@@ -15,5 +16,6 @@ program.addCommand(serveCommand());
 program.addCommand(policyCommand());
 program.addCommand(keysCommand());
 program.addCommand(hsmCommand(() => configFrom(program)));
+program.addCommand(auditCommand());
 program.addCommand(demoCommand());
 await program.parseAsync(process.argv);
