@@ -88,8 +88,19 @@ function withinValidity(c: X509Certificate, now: number): boolean {
 const keyUsageAllows = (c: ParsedCert, flag: x509.KeyUsageFlags): boolean | undefined =>
   c.keyUsage === undefined ? undefined : (c.keyUsage & flag) !== 0;
 
+/**
+ * Certificate signatures that verified, by (child, issuer) DER. A signature check is a pure
+ * function of the two certificates; validity periods and trust anchors are still checked on
+ * every request. Only successes are kept, in a bounded LRU.
+ */
+const signedBy = new Lru<string, true>(4096);
+
 function issuedBy(child: X509Certificate, parent: X509Certificate): boolean {
-  return child.checkIssued(parent) && child.verify(parent.publicKey);
+  const key = `${child.fingerprint256}/${parent.fingerprint256}`;
+  if (signedBy.get(key)) return true;
+  const ok = child.checkIssued(parent) && child.verify(parent.publicKey);
+  if (ok) signedBy.set(key, true);
+  return ok;
 }
 
 /** Verifies the chain at time `now` and returns who the node is. Throws node_untrusted. */
