@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, renameSync, writeSync, constants, unlinkSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, readdirSync, renameSync, rmSync, writeSync, constants, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -25,6 +25,38 @@ export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o60
     unlinkSync(tmp);
     throw e;
   }
+  fsyncDir(dir);
+}
+
+/**
+ * Creates `file` with `data` only if it does not exist yet; returns false if it did. The content
+ * is written and fsynced under a temporary name first and then linked into place (link(2) is
+ * atomic and fails if the name exists), so a crash never leaves a partial file under `file`.
+ */
+export function writeFileExclusive(file: string, data: string | Buffer, mode = 0o600): boolean {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  try {
+    try {
+      writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      linkSync(tmp, file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    }
+    fsyncDir(path.dirname(file));
+    return true;
+  } finally {
+    unlinkSync(tmp);
+  }
+}
+
+function fsyncDir(dir: string): void {
   const dfd = openSync(dir, constants.O_RDONLY);
   try {
     fsyncSync(dfd);
@@ -33,20 +65,10 @@ export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o60
   }
 }
 
-/** Creates a file with `data` only if it does not exist yet (O_EXCL); returns false if it did. */
-export function writeFileExclusive(file: string, data: string | Buffer, mode = 0o600): boolean {
-  let fd: number;
-  try {
-    fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw e;
+/** Removes temporary files that writers killed mid-write left next to `file`. */
+export function removeStaleTemps(file: string): void {
+  const prefix = `.${path.basename(file)}.`;
+  for (const name of readdirSync(path.dirname(file))) {
+    if (name.startsWith(prefix) && name.endsWith('.tmp')) rmSync(path.join(path.dirname(file), name), { force: true });
   }
-  try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  return true;
 }

@@ -83,15 +83,21 @@ export class FileAuditLog implements AuditLog {
 
   record(e: AuditEvent): Promise<void> {
     const run = () =>
-      withFileLock(this.file + '.lock', async () => {
+      withFileLock(this.file, async () => {
         await this.#catchUp();
         const rec = { seq: this.#seq + 1, prev: this.#prev, time: new Date(this.clock.now()).toISOString(), ...e };
         const line = JSON.stringify(rec) + '\n';
-        await this.#fh.write(line);
+        const bytes = Buffer.from(line);
+        const { bytesWritten } = await this.#fh.write(bytes, 0, bytes.length);
+        if (bytesWritten !== bytes.length) {
+          // A short write (disk full) would tear the chain: take the partial line back out.
+          await this.#fh.truncate(this.#size);
+          throw new Error(`audit write was short (${bytesWritten} of ${bytes.length} bytes)`);
+        }
         if (this.fsync) await this.#fh.datasync();
         this.#seq += 1;
         this.#prev = lineHash(line.slice(0, -1));
-        this.#size += Buffer.byteLength(line);
+        this.#size += bytes.length;
         this.#index(rec);
       });
     const p = this.#queue.then(run);

@@ -18,15 +18,19 @@ function withKeys(fn: (keys: KeyService, cmd: Command, ...args: string[]) => Pro
     } catch (e) {
       reportConfigError(e);
     }
-    const { keys, close } = await openKeys(config);
+    let opened: Awaited<ReturnType<typeof openKeys>> | undefined;
     try {
-      const out = await fn(keys, cmd, ...positional);
+      opened = await openKeys(config);
+      const out = await fn(opened.keys, cmd, ...positional);
       if (out !== undefined) process.stdout.write(JSON.stringify(out, null, 2) + '\n');
     } catch (e) {
+      // Custody, keystore and audit failures get one line with their code and reason, no stack.
+      const code = (e as { code?: unknown }).code;
       if (e instanceof BrokerError) fail(`${e.code}: ${e.reason}`, EXIT.failure);
+      if (typeof code === 'string' && e instanceof Error) fail(`${code}: ${e.message}`, EXIT.failure);
       throw e;
     } finally {
-      await close();
+      await opened?.close();
     }
   };
 }

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { startBroker } from '../broker.js';
+import { BrokerError } from '../errors.js';
 import { formatProblem, PolicyError } from '../policy/load.js';
 import { configFrom, EXIT, fail, reportConfigError } from './context.js';
 
@@ -21,7 +22,8 @@ export function serveCommand(): Command {
         broker = await startBroker(config);
       } catch (e) {
         if (e instanceof PolicyError) fail(`refusing to start: invalid policy\n  ${e.problems.map(formatProblem).join('\n  ')}`, EXIT.invalid);
-        fail(`refusing to start: ${(e as Error).message}`);
+        // The reason (which file, which CKR_*) is what the operator needs; it never holds a secret.
+        fail(`refusing to start: ${e instanceof BrokerError ? `${e.code}: ${e.reason}` : (e as Error).message}`);
       }
       process.stdout.write(`keyanchor listening on ${broker.url}\n`);
       if (broker.tlsCa) process.stdout.write(`dev TLS CA (give it to agents with --ca): ${broker.tlsCa}\n`);

@@ -61,6 +61,11 @@ export class KeyService {
     return Object.hasOwn(this.keystore.read().keys, name);
   }
 
+  /*
+   * Lifecycle changes are recorded in the audit trail under the keystore lock, before the new
+   * keystore is written: a crash in between leaves a record of an attempt that did not land, never
+   * a change (a destroy, say) that the trail does not mention. An unwritable trail stops the change.
+   */
   async create(name: string, actor: string): Promise<KeyInfo> {
     const out = await this.keystore.update(async (data) => {
       if (Object.hasOwn(data.keys, name)) throw new BrokerError('key_exists', `key ${name} exists`);
@@ -68,28 +73,26 @@ export class KeyService {
       const v = await this.#newVersion({ name, version: 1 }, actor, now);
       const rec: KeyRecord = { name, createdAt: now, createdBy: actor, versions: [v] };
       data.keys[name] = rec;
+      await this.#audit({ event: 'key.create', actor, key: name, version: 1 });
       return info(rec);
     });
-    await this.#audit({ event: 'key.create', actor, key: name, version: 1 });
     return out;
   }
 
   async rotate(name: string, actor: string): Promise<KeyInfo> {
-    let next = 0;
-    const out = await this.keystore.update(async (data) => {
+    return this.keystore.update(async (data) => {
       const rec = data.keys[name];
       if (!rec) throw new BrokerError('key_unknown', `no key ${name}`);
-      next = Math.max(...rec.versions.map((v) => v.version)) + 1;
+      const next = Math.max(...rec.versions.map((v) => v.version)) + 1;
       rec.versions.push(await this.#newVersion({ name, version: next }, actor, this.#now()));
+      await this.#audit({ event: 'key.rotate', actor, key: name, version: next });
       return info(rec);
     });
-    await this.#audit({ event: 'key.rotate', actor, key: name, version: next });
-    return out;
   }
 
   /** enable ↔ disable; destroyed is final and erases the wrapped blob (crypto-shredding). */
   async setState(name: string, version: number, to: KeyState, actor: string): Promise<KeyInfo> {
-    const out = await this.keystore.update((data) => {
+    return this.keystore.update(async (data) => {
       const rec = data.keys[name];
       const v = rec?.versions.find((x) => x.version === version);
       if (!rec || !v) throw new BrokerError('key_unknown', `no key ${name}@${version}`);
@@ -100,10 +103,9 @@ export class KeyService {
       v.changedAt = this.#now();
       v.changedBy = actor;
       if (to === 'destroyed') delete v.wrapped;
+      await this.#audit({ event: 'key.state', actor, key: name, version, state: to });
       return info(rec);
     });
-    await this.#audit({ event: 'key.state', actor, key: name, version, state: to });
-    return out;
   }
 
   /** The keystore as stored (wrapped blobs only), for backup: useless without the KEK. */

@@ -2,11 +2,12 @@
  * The keystore: key metadata and wrapped blobs in one JSON file in the state directory. Reads
  * pick up changes made by other processes (the CLI) by watching the file's identity; every write
  * happens under a cross-process lock, re-reads the file, and replaces it atomically, so a crash
- * at any point leaves the previous or the next complete keystore.
+ * at any point leaves the previous or the next complete keystore (and temp files that the next
+ * writer removes: they may hold blobs of versions destroyed since).
  */
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '../fsAtomic.js';
+import { removeStaleTemps, writeFileAtomic } from '../fsAtomic.js';
 import { emptyKeystore, KEYSTORE_FILE, KeystoreSchema, type KeystoreData } from './keystoreFile.js';
 import { withFileLock } from './lockFile.js';
 
@@ -41,7 +42,9 @@ export class Keystore {
    */
   update<T>(mutate: (data: KeystoreData) => T | Promise<T>): Promise<T> {
     const run = () =>
-      withFileLock(this.file + '.lock', async () => {
+      withFileLock(this.file, async () => {
+        // Under the lock no other writer is mid-write: any temp file is a killed writer's.
+        removeStaleTemps(this.file);
         this.#refresh();
         const draft = structuredClone(this.#data);
         const out = await mutate(draft);

@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../attest-agent/src/exitCodes.js';
 import type { HsmStatus } from '../../src/custody/pkcs11/index.js';
 import { issueCertificate, SERVER_AUTH } from '../../src/pki.js';
-import { run, runAgent, runKeyanchor, startBrokerProcess, type BrokerProcess, BROKER_CLI } from '../helpers/processes.js';
+import { run, runAgent, runKeyanchor, startBrokerProcess, type BrokerProcess, type Ran, BROKER_CLI } from '../helpers/processes.js';
 import { createSoftHsm, softhsmAvailable, type SoftHsm } from '../helpers/softhsm.js';
 import { APP_KEY, makeWorld, type World } from '../helpers/world.js';
 
@@ -168,7 +168,7 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('PKCS#11 custody end to
 
     it('attest-agent exec gets the key in the cek form to an RSA key, and the workload gets the same 32 bytes every run', async () => {
       const proxy = await recordingProxy(broker.url, ca);
-      let viaProxy;
+      let viaProxy: Ran;
       try {
         viaProxy = await execPrintKey(proxy.url);
       } finally {
@@ -204,6 +204,7 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('PKCS#11 custody end to
         const down = await execPrintKey();
         expect(down.code, down.stderr).toBe(EXIT_CODES.custody_unavailable);
         expect(down.stderr).toMatch(/^attest-agent: custody_unavailable: /);
+        expect(down.stderr).not.toMatch(/CKR_|pkcs11|softhsm/i);
         expect(down.stdout).toBe('');
         const ready = await getJson(`${broker.url}/readyz`, ca);
         expect({ status: ready.status, code: ready.body.code }).toEqual({ status: 503, code: 'custody_unavailable' });
@@ -223,16 +224,26 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('PKCS#11 custody end to
       expect(tokenObjects()).toEqual(['Secret Key Object; AES length 32']);
     });
 
+    let wrongPinStart: Ran | undefined;
+
     it('a broker given a wrong PIN refuses to start, and its output names neither that PIN nor the right one', async () => {
       const wrongPin = `wrong-${randomBytes(6).toString('hex')}`;
       const r = await run(process.execPath, [BROKER_CLI, '--config', files.config, 'serve'], { env: { ...env, [PIN_ENV]: wrongPin }, timeoutMs: 20_000 });
+      wrongPinStart = r;
       const out = r.stdout + r.stderr;
       expect(r.code, out).toBe(1);
       expect(r.stderr).toContain('refusing to start: custody_unavailable');
       expect(r.stdout).not.toContain('listening');
       for (const pin of [wrongPin, hsm.pin]) expect(out).not.toContain(pin);
-      // One refused login does not lock the token: the running broker still serves.
+      // One refused login locks nothing: a fresh login with the right PIN works, and the running broker still serves.
+      const status = await keyanchor('hsm', 'status');
+      expect(status.code, status.stderr).toBe(0);
       expect(await getJson(`${broker.url}/readyz`, ca)).toEqual({ status: 200, body: { status: 'ready' } });
+    });
+
+    it('a broker refusing a wrong PIN tells the operator why: the token refused the PIN (not "retry later", which only counts towards a lockout)', () => {
+      expect(wrongPinStart, 'the wrong-PIN start ran').toBeDefined();
+      expect(wrongPinStart!.stderr).toContain('refused the user PIN (CKR_PIN_INCORRECT)');
     });
 
     it('neither the key nor the PIN is in the broker output, the keystore, the audit file or the CLI output', () => {

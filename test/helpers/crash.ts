@@ -4,10 +4,13 @@
  * shows up in a directory it writes to (to land kills inside its few milliseconds of file work:
  * lock taken, temp file written, renamed, audit appended…). inotify tells us about a change a
  * little after it happens, so an event-triggered kill lands at or shortly after that step.
+ * Also: processes that race for the keystore lock at the same instant.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, watch } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { BROKER_CLI, ROOT } from './processes.js';
 
 /** `onEvent: n` kills at the (n+1)-th change in `dir`, counting only changes to `file` when given. */
@@ -73,4 +76,63 @@ export const fingerprint = (key: Uint8Array): string => 'sha256:' + createHash('
 export function leftovers(stateDir: string): { locks: string[]; temps: string[] } {
   const names = readdirSync(stateDir);
   return { locks: names.filter((n) => n.endsWith('.lock')).sort(), temps: names.filter((n) => n.endsWith('.tmp')).sort() };
+}
+
+/**
+ * Starts `n` processes that rotate key `name` with the real KeyService and Keystore (from dist/,
+ * as the CLI runs them, software custody), lets them all load, then releases them at the same
+ * instant. Each reports the version it made (or fails).
+ */
+export async function raceRotations(stateDir: string, name: string, n: number): Promise<Array<{ code: number | null; version: number | undefined; stderr: string }>> {
+  const mod = (p: string) => JSON.stringify(pathToFileURL(path.join(ROOT, 'dist', 'src', p)).href);
+  const script = `
+    import { Keystore } from ${mod('keys/keystore.js')};
+    import { KeyService } from ${mod('keys/keyService.js')};
+    import { SoftwareCustodian } from ${mod('custody/software.js')};
+    import { loadOrCreateSoftwareKek } from ${mod('custody/softwareKek.js')};
+    import { systemClock } from ${mod('clock.js')};
+    const [stateDir, name] = process.argv.slice(1);
+    const kek = loadOrCreateSoftwareKek(stateDir, { create: false });
+    const keys = new KeyService(new Keystore(stateDir, 'software'), new SoftwareCustodian(kek), systemClock);
+    process.stdout.write('ready\\n');
+    process.stdin.once('data', async (at) => {
+      while (Date.now() < Number(at)); // all spin up to the same instant, as busy processes would
+      const info = await keys.rotate(name, 'race');
+      process.stdout.write(JSON.stringify(info.versions.at(-1)) + '\\n');
+      process.exit(0);
+    });`;
+  const children = Array.from({ length: n }, () =>
+    spawn(process.execPath, ['--input-type=module', '-e', script, stateDir, name], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] }),
+  );
+  const results = children.map(
+    (child) =>
+      new Promise<{ code: number | null; version: number | undefined; stdout: string; stderr: string }>((resolve) => {
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d));
+        child.stderr.on('data', (d: Buffer) => (stderr += d));
+        child.on('close', (code) => {
+          const last = stdout.trim().split('\n').at(-1) ?? '';
+          resolve({ code, version: last.startsWith('{') ? (JSON.parse(last) as { version: number }).version : undefined, stdout, stderr });
+        });
+      }),
+  );
+  const ready = (child: (typeof children)[number]) =>
+    new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d;
+        if (out.startsWith('ready\n')) resolve();
+      });
+      child.once('close', () => reject(new Error('a racer exited before it was ready')));
+    });
+  try {
+    await Promise.all(children.map(ready));
+  } catch (e) {
+    for (const child of children) child.kill('SIGKILL');
+    throw e;
+  }
+  const at = String(Date.now() + 100);
+  for (const child of children) child.stdin.end(at);
+  return Promise.all(results);
 }

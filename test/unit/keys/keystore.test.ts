@@ -3,8 +3,8 @@
  * the server) sees changes, concurrent updates from two instances are serialised by the lock
  * file, a corrupt file is refused, and writes are atomic and leave no temp files behind.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -173,22 +173,41 @@ describe('withFileLock', () => {
   it('releases the lock when the section throws', async () => {
     const lock = path.join(dir, 'x.lock');
     await expect(withFileLock(lock, () => Promise.reject(new Error('inside')))).rejects.toThrow('inside');
-    expect(existsSync(lock)).toBe(false);
+    expect(await withFileLock(lock, () => 'ran', 200)).toBe('ran');
   });
 
-  it('takes over a lock whose owner is dead', async () => {
-    const lock = path.join(dir, 'x.lock');
-    const deadPid = Number(execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }));
-    writeFileSync(lock, String(deadPid));
-    expect(await withFileLock(lock, () => 'ran', 2_000)).toBe('ran');
-    expect(existsSync(lock)).toBe(false);
+  it('waits for a live holder and gives up at the timeout', async () => {
+    const file = path.join(dir, 'keystore.json');
+    let release!: () => void;
+    const holding = withFileLock(file, () => new Promise<void>((r) => (release = r)));
+    await sleep(20);
+    await expect(withFileLock(file, () => 'ran', 100)).rejects.toThrow(`lock on ${file} is held by another process`);
+    release();
+    await holding;
+    expect(await withFileLock(file, () => 'ran', 200)).toBe('ran');
   });
 
-  it('waits for a live owner and gives up at the timeout', async () => {
-    const lock = path.join(dir, 'x.lock');
-    writeFileSync(lock, String(process.pid));
-    await expect(withFileLock(lock, () => 'ran', 100)).rejects.toThrow(`keystore lock ${lock} is held by another process`);
-    expect(readFileSync(lock, 'utf8')).toBe(String(process.pid));
+  it('is the same lock whichever path names the file (symlinked directory)', async () => {
+    mkdirSync(path.join(dir, 'real'));
+    symlinkSync(path.join(dir, 'real'), path.join(dir, 'alias'));
+    let release!: () => void;
+    const holding = withFileLock(path.join(dir, 'real', 'k.json'), () => new Promise<void>((r) => (release = r)));
+    await sleep(20);
+    await expect(withFileLock(path.join(dir, 'alias', 'k.json'), () => 'ran', 100)).rejects.toThrow(/held by another process/);
+    release();
+    await holding;
+  });
+
+  it('is released by the kernel when its holder is killed with SIGKILL: no stale lock, no takeover race', async () => {
+    const file = path.join(dir, 'keystore.json');
+    const mod = new URL('../../../dist/src/keys/lockFile.js', import.meta.url).href;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', `const { withFileLock } = await import(${JSON.stringify(mod)}); await withFileLock(${JSON.stringify(file)}, () => { process.stdout.write('held'); return new Promise(() => {}); });`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((r) => child.stdout!.once('data', () => r()));
+    await expect(withFileLock(file, () => 'ran', 100)).rejects.toThrow(/held by another process/);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    expect(await withFileLock(file, () => 'ran', 500)).toBe('ran');
+    expect(readdirSync(dir)).toEqual([]); // and it never was a file
   });
 });
 
