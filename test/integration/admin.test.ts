@@ -1,24 +1,18 @@
 /**
  * The admin API through HTTP with bearer JWTs: real software custody and audit trail from
  * assembleBroker, real policy files with teams, tokens signed with jose against a JWKS file
- * written at test time. Until the router is wired into createApp, the test mounts it the way
- * createApp will: requestId middleware → /v1/admin → not_found → errorHandler.
+ * written at test time, all through the app the broker assembles (admin enabled in the config).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import express, { type Express } from 'express';
+import type { Express } from 'express';
 import request from 'supertest';
 import { base64url, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
-import { createAuthenticator } from '../../src/admin/index.js';
-import { assembleBroker, policyVars, type Assembled } from '../../src/broker.js';
-import { BrokerError } from '../../src/errors.js';
-import { adminRoutes, type AdminRouteDeps } from '../../src/http/adminRoutes.js';
-import { errorHandler } from '../../src/http/problem.js';
-import { createLogger, type Logger } from '../../src/log.js';
-import { loadPolicyDir } from '../../src/policy/load.js';
+import { assembleBroker, type Assembled } from '../../src/broker.js';
+import { createLogger } from '../../src/log.js';
 import { APP_KEY, makeEvidence, makeWorld, type World } from '../helpers/world.js';
 
 const ISSUER = 'https://idp.test';
@@ -32,26 +26,6 @@ const logLines: Array<Record<string, unknown>> = [];
 /** The text of every admin response, to check afterwards that none carries key material. */
 const texts: string[] = [];
 const idp = {} as { es256: CryptoKey; es384: CryptoKey; foreign: CryptoKey };
-
-function adminTestApp(deps: AdminRouteDeps, log: Logger): Express {
-  const a = express();
-  a.disable('x-powered-by');
-  a.set('etag', false);
-  a.set('query parser', false);
-  a.use((_req, res, next) => {
-    const requestId = randomBytes(8).toString('hex');
-    res.locals.requestId = requestId;
-    res.setHeader('X-Request-Id', requestId);
-    res.setHeader('Cache-Control', 'no-store');
-    next();
-  });
-  a.use('/v1/admin', adminRoutes(deps));
-  a.use(() => {
-    throw new BrokerError('not_found', 'no such route');
-  });
-  a.use(errorHandler(log));
-  return a;
-}
 
 beforeAll(async () => {
   w = await makeWorld({
@@ -89,8 +63,7 @@ teams:
   const log = createLogger('info', new Writable({ write: (chunk, _enc, cb) => (logLines.push(JSON.parse(String(chunk))), cb()) }));
   b = await assembleBroker(w.config, { log });
   await b.keys.create(SEARCH_KEY, 'test');
-  const policy = loadPolicyDir(w.policyDir, { vars: policyVars(w.config) });
-  app = adminTestApp({ keys: b.keys, policy: () => policy, auth: createAuthenticator(w.config.admin), log }, log);
+  app = b.app;
 });
 afterAll(async () => {
   await b?.close();
