@@ -65,5 +65,3 @@ export function toProblem(err: BrokerError, requestId: string): Problem {
     requestId,
   };
 }
-
-export const problemTitle = (code: ProblemCode): string => TITLES[code];

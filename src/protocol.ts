@@ -10,7 +10,6 @@ export const EVIDENCE_TYP = 'keyanchor-evidence+jws';
 export const MAX_EVIDENCE_BYTES = 64 * 1024;
 /** Algorithms a node key may sign evidence with. No `none`, no HMAC. */
 export const EVIDENCE_ALGS = ['ES256', 'ES384', 'EdDSA', 'PS256'] as const;
-export const RELEASE_KEY_ALGS = ['ECDH-ES+A256KW', 'RSA-OAEP-256', 'RSA-OAEP'] as const;
 export const RELEASE_ENC = 'A256GCM';
 
 /** Every problem code the broker can answer with, and its HTTP status. */
