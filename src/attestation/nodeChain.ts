@@ -81,10 +81,6 @@ export function parseChain(x5c: readonly string[]): ParsedCert[] {
   });
 }
 
-function withinValidity(c: X509Certificate, now: number): boolean {
-  return Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo);
-}
-
 const keyUsageAllows = (c: ParsedCert, flag: x509.KeyUsageFlags): boolean | undefined =>
   c.keyUsage === undefined ? undefined : (c.keyUsage & flag) !== 0;
 
@@ -124,10 +120,11 @@ export function verifyNodeChain(chain: ParsedCert[], trusted: ReadonlyMap<string
     for (const ca of trusted.values()) {
       const isAnchor = cur.node.raw.equals(ca.cert.raw);
       if (isAnchor || issuedBy(cur.node, ca.cert)) {
-        if (!withinValidity(ca.cert, now)) throw untrusted(`trusted node CA ${ca.name} is outside its validity period`);
+        const anchor = anchorFacts(ca);
+        if (now < anchor.notBefore || now > anchor.notAfter) throw untrusted(`trusted node CA ${ca.name} is outside its validity period`);
         // Intermediates between the leaf and the anchor: certificates 1..i, less the anchor itself.
         const below = isAnchor ? i - 1 : i;
-        const anchorPathLen = anchorFacts(ca).pathLength;
+        const anchorPathLen = anchor.pathLength;
         if (anchorPathLen !== undefined && below > anchorPathLen) {
           throw untrusted(`node CA ${ca.name} allows ${anchorPathLen} intermediate(s), the chain has ${below}`);
         }
