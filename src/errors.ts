@@ -25,6 +25,17 @@ const TITLES: Record<ProblemCode, string> = {
   store_unavailable: 'The state store is unavailable; retry later',
   audit_unavailable: 'The audit log is unavailable; nothing was released',
   recipient_unsupported: 'The recipient key is not supported by this custody backend',
+  recipient_invalid: 'The recipient key is invalid',
+  request_timeout: 'The request took too long to arrive',
+  expectation_failed: 'The Expect header is not supported',
+  policy_rejected: 'The policy was rejected; the previous policy stays in force',
+  rate_limited: 'Rate limit exceeded; retry later',
+  request_headers_too_large: 'The request headers are too large',
+  suspended: 'Releases to this subject are suspended',
+  suspension_unknown: 'No such suspension',
+  overloaded: 'The broker is overloaded; retry later',
+  shutting_down: 'The broker is shutting down; retry on another replica',
+  policy_expired: 'The policy has expired; nothing is released until a fresh one is loaded',
   internal: 'Internal error',
 };
 

@@ -38,6 +38,17 @@ export const PROBLEM_STATUS = {
   store_unavailable: 503,
   audit_unavailable: 503,
   recipient_unsupported: 400,
+  recipient_invalid: 400,
+  request_timeout: 408,
+  expectation_failed: 417,
+  policy_rejected: 422,
+  rate_limited: 429,
+  request_headers_too_large: 431,
+  suspended: 403,
+  suspension_unknown: 404,
+  overloaded: 503,
+  shutting_down: 503,
+  policy_expired: 503,
   internal: 500,
 } as const;
 export type ProblemCode = keyof typeof PROBLEM_STATUS;

@@ -5,8 +5,9 @@
  *   0      success (for `exec`: the program's own exit status is passed through instead;
  *          128+N when the program was killed by signal N)
  *   1–9    local usage/configuration/measurement/delivery failures
- *   10–33  broker problem codes (one per code in PROBLEM_STATUS)
+ *   10–34  broker problem codes (one per code in PROBLEM_STATUS)
  *   40–46  transport, response and runtime failures
+ *   50–69  broker problem codes added later (one per code in PROBLEM_STATUS)
  */
 import type { ProblemCode } from '../../src/protocol.js';
 import type { AgentErrorCode, LocalCode } from './errors.js';
@@ -58,6 +59,17 @@ const BROKER: Readonly<Record<ProblemCode, Entry>> = {
   recipient_unsupported: { exit: 32, message: "the broker cannot release to the agent's recipient key type" },
   internal: { exit: 33, message: 'the broker failed internally' },
   audit_unavailable: { exit: 34, message: "the broker's audit log is unavailable, so it released nothing" },
+  rate_limited: { exit: 50, message: 'the broker rate-limited this release; retry after the time it gave' },
+  suspended: { exit: 51, message: 'releases to this workload, node or zone are suspended by an alarm or an operator' },
+  policy_expired: { exit: 52, message: "the broker's policy has expired, so it releases nothing" },
+  recipient_invalid: { exit: 53, message: "the broker rejected the agent's ephemeral recipient key" },
+  overloaded: { exit: 54, message: 'the broker is overloaded, try later' },
+  shutting_down: { exit: 55, message: 'the broker is shutting down, try again (another replica)' },
+  request_timeout: { exit: 56, message: 'the broker timed out reading the request' },
+  expectation_failed: { exit: 57, message: 'the broker does not support the Expect header' },
+  request_headers_too_large: { exit: 58, message: 'the request headers were too large for the broker' },
+  policy_rejected: { exit: 59, message: 'the broker rejected a policy' },
+  suspension_unknown: { exit: 60, message: 'no such suspension' },
 };
 
 export type ExitCodeSource = 'local' | 'broker';
