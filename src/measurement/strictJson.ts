@@ -4,30 +4,23 @@
  * fields case-insensitively and keeps the last duplicate, while JSON.parse is case-sensitive; a
  * payload whose meaning depends on the parser is refused rather than interpreted.
  */
+import { isJsonObject, parseStrictJson, type JsonObject } from '../jose/json.js';
 import { reject } from './verdict.js';
 
-export type JsonObject = { readonly [key: string]: unknown };
-
-const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+export type { JsonObject };
 
 /** Parse `bytes` (at most `maxBytes`) as a JSON object; `what` names it in reasons. */
 export function parseJsonObject(bytes: Uint8Array, maxBytes: number, what: string): JsonObject {
   if (bytes.length > maxBytes) reject(`${what} is ${bytes.length} bytes, at most ${maxBytes} allowed`);
-  let text: string;
-  let value: unknown;
-  try {
-    text = decoder.decode(bytes);
-    value = JSON.parse(text);
-  } catch {
-    return reject(`${what} is not UTF-8 JSON`);
+  const parsed = parseStrictJson(bytes, foldKey);
+  if (!parsed.ok) {
+    reject(parsed.why === 'duplicate member' ? `${what} has duplicate keys (case-insensitively) ${JSON.stringify(parsed.key)}` : `${what} is not UTF-8 JSON`);
   }
-  if (!isObject(value)) reject(`${what} is not a JSON object`);
-  const duplicate = firstFoldedDuplicateKey(text);
-  if (duplicate !== undefined) reject(`${what} has duplicate keys (case-insensitively) ${JSON.stringify(duplicate)}`);
-  return value;
+  if (!isObject(parsed.value)) reject(`${what} is not a JSON object`);
+  return parsed.value;
 }
 
-export const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isObject = isJsonObject;
 
 /** The value under the one key equal to `name` case-insensitively, or undefined if none. */
 export function foldedField(obj: JsonObject, name: string): unknown {
@@ -50,33 +43,4 @@ export function foldKey(key: string): string {
     out += [...lower].length === 1 ? lower : u;
   }
   return out;
-}
-
-/**
- * Walk already-validated JSON text and return the first key that repeats (after folding) within
- * one object. Strings are skipped by their escapes; keys are decoded with JSON.parse so that
- * `"\u0044ocker"` and `"Docker"` are the same key.
- */
-function firstFoldedDuplicateKey(text: string): string | undefined {
-  // One frame per open container: a key set for objects, null for arrays.
-  const frames: { keys: Set<string> | null; expectKey: boolean }[] = [];
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    const top = frames[frames.length - 1];
-    if (c === '"') {
-      let j = i + 1;
-      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-      if (top?.keys && top.expectKey) {
-        const key = foldKey(JSON.parse(text.slice(i, j + 1)) as string);
-        if (top.keys.has(key)) return key;
-        top.keys.add(key);
-      }
-      i = j;
-    } else if (c === '{') frames.push({ keys: new Set(), expectKey: true });
-    else if (c === '[') frames.push({ keys: null, expectKey: false });
-    else if (c === '}' || c === ']') frames.pop();
-    else if (c === ':' && top) top.expectKey = false;
-    else if (c === ',' && top?.keys) top.expectKey = true;
-  }
-  return undefined;
 }
