@@ -5,11 +5,10 @@
  * buffer is zeroed afterwards.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { CompactEncrypt } from 'jose';
 import { BrokerError } from '../errors.js';
-import { RELEASE_ENC, releaseKid, type RecipientJwk, type ReleasedKey } from '../protocol.js';
+import { releaseKid, type RecipientJwk, type ReleasedKey } from '../protocol.js';
 import { keyAad, type KeyCustodian, type KeyRef, type WrappedKey } from './custodian.js';
-import { importRecipient, jweAlgFor } from './recipient.js';
+import { encryptToRecipient, validateRecipient } from './recipient.js';
 
 const ALG = 'software:A256GCM';
 const IV_LEN = 12;
@@ -38,13 +37,10 @@ export class SoftwareCustodian implements KeyCustodian {
   }
 
   async releaseTo(ref: KeyRef, wrapped: WrappedKey, recipient: RecipientJwk): Promise<ReleasedKey> {
-    const alg = jweAlgFor(recipient);
-    const pub = await importRecipient(recipient);
+    const to = validateRecipient(recipient);
     const key = this.#open(wrapped, ref);
     try {
-      const jwe = await new CompactEncrypt(key)
-        .setProtectedHeader({ alg, enc: RELEASE_ENC, kid: releaseKid(ref.name, ref.version) })
-        .encrypt(pub);
+      const jwe = encryptToRecipient(to, key, releaseKid(ref.name, ref.version));
       return { name: ref.name, version: ref.version, form: 'plaintext', jwe };
     } finally {
       key.fill(0);

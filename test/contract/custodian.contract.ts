@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerError } from '../../src/errors.js';
 import type { KeyCustodian, KeyRef, WrappedKey } from '../../src/custody/custodian.js';
 import { RecipientKeyType } from '../../src/protocol.js';
+import { hostileRecipients } from '../helpers/hostileRecipients.js';
 import { agentKey, openReleasedKey, type AgentKey } from './agentSide.js';
 
 export async function expectBrokerError(p: Promise<unknown>, code: string, status?: number): Promise<BrokerError> {
@@ -116,7 +117,16 @@ export function custodianContract(name: string, makeCustodian: () => Promise<Key
 
     it('refuses an RSA recipient below 2048 bits', async () => {
       if (!c.recipientKeyTypes.includes('RSA')) return;
-      await expectBrokerError(c.releaseTo(ref, wrapped, agents.RSA1024.jwk), 'evidence_malformed', 400);
+      await expectBrokerError(c.releaseTo(ref, wrapped, agents.RSA1024.jwk), 'recipient_invalid', 400);
+    });
+
+    it('refuses every invalid recipient of issue 6 with 400 recipient_invalid (recipient_unsupported for types it does not list)', async () => {
+      const hostile = hostileRecipients();
+      for (const [what, jwk] of [...hostile.rsa, ...hostile.ec]) {
+        const code = c.recipientKeyTypes.includes(jwk.kty) ? 'recipient_invalid' : 'recipient_unsupported';
+        const e = await expectBrokerError(c.releaseTo(ref, wrapped, jwk), code, 400);
+        expect(e.reason, what).not.toBe('');
+      }
     });
 
     it('is healthy, and closes', async () => {

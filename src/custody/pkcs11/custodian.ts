@@ -27,7 +27,7 @@ import type { Pkcs11CustodyConfig } from '../../config.js';
 import { BrokerError } from '../../errors.js';
 import { releaseKid, type RecipientJwk, type ReleasedKey } from '../../protocol.js';
 import { keyAad, type KeyCustodian, type KeyRef, type WrappedKey } from '../custodian.js';
-import { importRecipient } from '../recipient.js';
+import { validateRecipient } from '../recipient.js';
 import { CK_PARAMS, CKA, CKG, CKK, CKM, CKO, CKR, CKZ_DATA_SPECIFIED } from './constants.js';
 import { ckrOf, failureName, recoveryFor } from './errors.js';
 import { compactJwe, encodeProtectedHeader, GCM_IV_BYTES, GCM_TAG_BYTES, type CekAlg } from './jwe.js';
@@ -51,6 +51,19 @@ const OAEP = {
 
 /** Refusals of the OAEP parameters, as opposed to a failing device. */
 const OAEP_REFUSED: ReadonlySet<number> = new Set([CKR.ARGUMENTS_BAD, CKR.MECHANISM_INVALID, CKR.MECHANISM_PARAM_INVALID]);
+/**
+ * Refusals of the recipient key itself (one this token cannot take, e.g. larger than it supports):
+ * the agent's fault, `400 recipient_invalid`. A failing device or session stays custody_unavailable.
+ */
+const RECIPIENT_REFUSED: ReadonlySet<number> = new Set([
+  CKR.ATTRIBUTE_VALUE_INVALID,
+  CKR.TEMPLATE_INCONSISTENT,
+  CKR.DATA_LEN_RANGE,
+  CKR.KEY_SIZE_RANGE,
+  CKR.KEY_TYPE_INCONSISTENT,
+  CKR.WRAPPING_KEY_SIZE_RANGE,
+  CKR.WRAPPING_KEY_TYPE_INCONSISTENT,
+]);
 
 export class Pkcs11Custodian implements KeyCustodian {
   readonly kind = 'pkcs11' as const;
@@ -121,21 +134,23 @@ export class Pkcs11Custodian implements KeyCustodian {
     return this.#pool.close();
   }
 
-  /** RSA only (the HSM wraps with RSA-OAEP); the same strength and import checks as software custody. */
+  /** RSA only (the HSM wraps with RSA-OAEP); the same recipient checks as software custody. */
   async #rsaRecipient(jwk: RecipientJwk): Promise<{ n: Buffer; e: Buffer }> {
     if (jwk.kty !== 'RSA') throw new BrokerError('recipient_unsupported', `pkcs11 custody releases to RSA keys only, not ${jwk.kty}`);
     if (jwk.alg !== undefined && jwk.alg !== this.#oaep.alg) {
       throw new BrokerError('recipient_unsupported', `the recipient key is for ${jwk.alg}; this custodian wraps with ${this.#oaep.alg}`);
     }
-    await importRecipient(jwk);
-    return { n: Buffer.from(jwk.n, 'base64url'), e: Buffer.from(jwk.e, 'base64url') };
+    const valid = validateRecipient(jwk);
+    if (valid.kty !== 'RSA') throw new BrokerError('recipient_unsupported', 'pkcs11 custody releases to RSA keys only');
+    return { n: valid.n, e: valid.e };
   }
 
   /** encrypted_key: the data key wrapped with RSA-OAEP to a session copy of the recipient's public key. */
   async #wrapToRecipient({ mod, session }: Lease, objects: SessionObjects, key: Handle, rsa: { n: Buffer; e: Buffer }, kid: string): Promise<Buffer> {
-    const pub = objects.add(mod.C_CreateObject(session, recipientTemplate(rsa.n, rsa.e)));
+    const pub = objects.add(await refuseRecipient(() => mod.C_CreateObject(session, recipientTemplate(rsa.n, rsa.e))));
     const parameter = { type: CK_PARAMS.RSA_OAEP, hashAlg: this.#oaep.hashAlg, mgf: this.#oaep.mgf, source: CKZ_DATA_SPECIFIED };
-    return refine(mod.C_WrapKeyAsync(session, { mechanism: CKM.RSA_PKCS_OAEP, parameter }, pub, key, Buffer.alloc(rsa.n.length)), (e) =>
+    const wrapping = refuseRecipient(() => mod.C_WrapKeyAsync(session, { mechanism: CKM.RSA_PKCS_OAEP, parameter }, pub, key, Buffer.alloc(rsa.n.length)));
+    return refine(wrapping, (e) =>
       OAEP_REFUSED.has(ckrOf(e) ?? -1)
         ? `the token refused RSA-OAEP with ${this.#oaepHash} (${failureName(e)}); SoftHSM 2.6 supports only SHA-1: ` +
           'set custody.oaepHash to SHA-1 for it (real HSMs support SHA-256)'
@@ -214,6 +229,16 @@ async function refine<T>(p: Promise<T>, reason: (e: unknown) => string): Promise
   } catch (e) {
     if (e instanceof BrokerError || recoveryFor(e) !== undefined) throw e;
     throw new BrokerError('custody_unavailable', `pkcs11: ${reason(e)}`, { cause: e });
+  }
+}
+
+/** A token's refusal of the recipient key becomes recipient_invalid; anything else passes on. */
+async function refuseRecipient<T>(op: () => T | Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (e) {
+    if (RECIPIENT_REFUSED.has(ckrOf(e) ?? -1)) throw new BrokerError('recipient_invalid', `pkcs11: the token refused the recipient key (${failureName(e)})`, { cause: e });
+    throw e;
   }
 }
 
