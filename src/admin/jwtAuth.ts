@@ -1,12 +1,14 @@
 /**
  * Bearer JWTs from the configured OIDC issuer. jose does the verification (signature against the
  * JWKS, `alg` from the allow-list only, issuer, audience, exp/nbf/iat with a small tolerance, token
- * age); this file adds only what jose cannot know: which claims make principals, and that every
- * failure is the same `unauthorized` to the client with the real reason kept for the log.
+ * age); this file adds only what jose cannot know: which claims make principals, that a header or
+ * payload with a duplicate member is refused (jose's JSON.parse would keep the last one), and that
+ * every failure is the same `unauthorized` to the client with the real reason kept for the log.
  */
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import type { Clock } from '../clock.js';
+import { parseStrictJson } from '../jose/index.js';
 import { ConfigError, type Config } from '../config.js';
 import { BrokerError } from '../errors.js';
 import type { Caller, Principal } from './principal.js';
@@ -32,6 +34,7 @@ export function jwtVerifier(cfg: JwtConfig, clock: Clock): JwtVerifier {
   const keys = keySet(cfg);
   return async (token) => {
     if (token.length > MAX_TOKEN_CHARS || !COMPACT_JWS.test(token)) throw unauthorized('bearer token is not a compact JWS');
+    refuseAmbiguousJson(token);
     let payload: Record<string, unknown>;
     try {
       ({ payload } = await jwtVerify(token, keys, {
@@ -49,6 +52,15 @@ export function jwtVerifier(cfg: JwtConfig, clock: Clock): JwtVerifier {
     }
     return callerOf(payload, cfg.groupsClaim);
   };
+}
+
+/** The header and payload must be strict JSON: UTF-8, and no member named twice. */
+function refuseAmbiguousJson(token: string): void {
+  const [header, payload] = token.split('.') as [string, string];
+  for (const [segment, what] of [[header, 'header'], [payload, 'payload']] as const) {
+    const parsed = parseStrictJson(Buffer.from(segment, 'base64url'));
+    if (!parsed.ok) throw unauthorized(`bearer token ${what} is ${parsed.why}${parsed.key === undefined ? '' : ` ${JSON.stringify(parsed.key)}`}`);
+  }
 }
 
 function callerOf(payload: Record<string, unknown>, groupsClaim: string): Caller {

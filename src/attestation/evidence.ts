@@ -1,56 +1,59 @@
 /**
  * Evidence: a compact JWS signed by the node key, with the node chain in `x5c`. Parsing checks
- * size and shape before anything else; the signature is verified separately, after the nonce
- * has been consumed (see release.ts for the order).
+ * size and shape before anything else — the header and payload are strict JSON (UTF-8, no
+ * duplicate members) and must match the protocol schemas, `alg` must be allow-listed and `crit`
+ * is refused — and keeps the decoded JWS, so the signature is verified later (see release.ts for
+ * the order) without decoding anything twice. src/jose does the JOSE work, synchronously.
  */
-import { compactVerify } from 'jose';
+import type { KeyObject } from 'node:crypto';
 import { BrokerError } from '../errors.js';
+import { parseCompactJws, parseStrictJson, verifyParsedJws, type ParsedJws } from '../jose/index.js';
 import {
+  EVIDENCE_ALGS,
   EvidenceHeaderSchema,
   EvidencePayloadSchema,
   MAX_EVIDENCE_BYTES,
   type EvidenceHeader,
   type EvidencePayload,
 } from '../protocol.js';
-import type { ParsedCert } from './nodeChain.js';
 
 export interface ParsedEvidence {
   compact: string;
   header: EvidenceHeader;
   payload: EvidencePayload;
+  /** The decoded JWS, for verifyEvidenceSignature. */
+  jws: ParsedJws;
 }
 
-const B64URL = /^[A-Za-z0-9_-]+$/;
 const malformed = (reason: string, cause?: unknown) => new BrokerError('evidence_malformed', reason, { cause });
-
-function decodeJson(part: string, what: string): unknown {
-  if (!B64URL.test(part)) throw malformed(`${what} is not base64url`);
-  try {
-    return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
-  } catch (e) {
-    throw malformed(`${what} is not JSON`, e);
-  }
-}
+const issues = (e: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> }) =>
+  e.issues.map((i) => `${i.path.map(String).join('.')} ${i.message}`).join('; ');
 
 export function parseEvidence(compact: unknown): ParsedEvidence {
   if (typeof compact !== 'string') throw malformed('evidence is not a string');
   if (Buffer.byteLength(compact, 'utf8') > MAX_EVIDENCE_BYTES) {
     throw new BrokerError('evidence_too_large', `evidence is ${Buffer.byteLength(compact)} bytes`);
   }
-  const parts = compact.split('.');
-  if (parts.length !== 3 || !parts[2] || !B64URL.test(parts[2])) throw malformed('evidence is not a compact JWS');
-  const header = EvidenceHeaderSchema.safeParse(decodeJson(parts[0]!, 'JWS header'));
-  if (!header.success) throw malformed(`JWS header: ${header.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
-  const payload = EvidencePayloadSchema.safeParse(decodeJson(parts[1]!, 'JWS payload'));
-  if (!payload.success) throw malformed(`payload: ${payload.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
-  return { compact, header: header.data, payload: payload.data };
+  let jws: ParsedJws;
+  try {
+    jws = parseCompactJws(compact, EVIDENCE_ALGS);
+  } catch (e) {
+    throw malformed(`evidence: ${(e as Error).message}`, e);
+  }
+  const header = EvidenceHeaderSchema.safeParse(jws.header);
+  if (!header.success) throw malformed(`JWS header: ${issues(header.error)}`);
+  const json = parseStrictJson(jws.payload);
+  if (!json.ok) throw malformed(`JWS payload is ${json.why}${json.key === undefined ? '' : ` ${JSON.stringify(json.key)}`}`);
+  const payload = EvidencePayloadSchema.safeParse(json.value);
+  if (!payload.success) throw malformed(`payload: ${issues(payload.error)}`);
+  return { compact, header: header.data, payload: payload.data, jws };
 }
 
 /** Verifies the JWS signature under the leaf certificate's key, with the header's (allow-listed) alg. */
-export async function verifyEvidenceSignature(ev: ParsedEvidence, leaf: ParsedCert): Promise<void> {
+export function verifyEvidenceSignature(ev: ParsedEvidence, leaf: { publicKey: KeyObject }): void {
   try {
-    await compactVerify(ev.compact, leaf.node.publicKey, { algorithms: [ev.header.alg] });
+    verifyParsedJws(ev.jws, leaf.publicKey);
   } catch (e) {
-    throw new BrokerError('evidence_signature_invalid', `JWS signature does not verify under the leaf key (${(e as Error).name})`, { cause: e });
+    throw new BrokerError('evidence_signature_invalid', `JWS signature does not verify under the leaf key (${(e as Error).message})`, { cause: e });
   }
 }

@@ -3,7 +3,7 @@
  * certificate is checked for its validity period and signature; intermediates must be CAs that
  * may sign certificates; the leaf must be an end-entity key allowed to sign (digitalSignature).
  */
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { BrokerError } from '../errors.js';
 import type { NodeIdentity } from '../policy/evaluate.js';
@@ -13,6 +13,8 @@ import { Lru } from '../lru.js';
 /** A certificate and the facts the chain check needs, extracted once when it is parsed. */
 export interface ParsedCert {
   node: X509Certificate;
+  /** The subject public key, made once (X509Certificate.publicKey builds a new KeyObject per read). */
+  publicKey: KeyObject;
   notBefore: number;
   notAfter: number;
   ca: boolean;
@@ -41,6 +43,8 @@ function parseCert(b64: string): ParsedCert {
   const hit = parsed.get(b64);
   if (hit) return hit;
   const der = Buffer.from(b64, 'base64');
+  // Canonical base64 only, as for publisher chains: one certificate, one spelling.
+  if (der.toString('base64') !== b64) throw new Error('not canonical base64');
   const node = new X509Certificate(der);
   // Exact DER only: no trailing bytes after the certificate.
   if (node.raw.length !== der.length) throw new Error('trailing data after the certificate');
@@ -50,6 +54,7 @@ function parseCert(b64: string): ParsedCert {
   const san = ext.getExtension(x509.SubjectAlternativeNameExtension);
   const cert: ParsedCert = {
     node,
+    publicKey: node.publicKey,
     notBefore: Date.parse(node.validFrom),
     notAfter: Date.parse(node.validTo),
     ca: bc?.ca === true,
@@ -76,7 +81,7 @@ export function parseChain(x5c: readonly string[]): ParsedCert[] {
     try {
       return parseCert(b64);
     } catch (e) {
-      throw new BrokerError('evidence_malformed', `x5c[${i}] is not a DER certificate`, { cause: e });
+      throw new BrokerError('evidence_malformed', `x5c[${i}] is not a canonical base64 DER certificate (${(e as Error).message})`, { cause: e });
     }
   });
 }

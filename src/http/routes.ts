@@ -9,6 +9,7 @@ import { AttestRequestSchema, MAX_EVIDENCE_BYTES, PROTOCOL_VERSION, type AttestR
 import { attestAndRelease, type ReleaseDeps, type Trail } from '../release.js';
 import { asBrokerError } from '../errors.js';
 import type { RequestLocals } from './problem.js';
+import { rawJsonBody, strictJsonBody } from './strictBody.js';
 
 export interface RouteDeps {
   nonces: NonceService;
@@ -53,9 +54,9 @@ export function apiRoutes(deps: RouteDeps): Router {
   });
   r.all('/v1/challenge', methodNotAllowed);
 
-  r.post('/v1/attest', json, async (req, res) => {
+  r.post('/v1/attest', rawJsonBody, async (req, res) => {
     const { requestId } = res.locals as RequestLocals;
-    const parsed = AttestRequestSchema.safeParse(jsonBody(req));
+    const parsed = AttestRequestSchema.safeParse(strictJsonBody(req));
     const trail: Trail = {};
     try {
       if (!parsed.success) throw new BrokerError('request_malformed', 'body must be {"evidence": "<compact JWS>"}');

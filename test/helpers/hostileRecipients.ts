@@ -5,15 +5,10 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import type { RecipientJwk } from '../../src/protocol.js';
+import { nonCanonicalB64u as nonCanonical } from './spellings.js';
 
 const u = (b: Buffer | number[]) => Buffer.from(b).toString('base64url');
 
-/** The same bytes under a non-canonical base64url string (a trailing bit set that decoders drop). */
-export function nonCanonical(s: string): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-  const last = alphabet.indexOf(s[s.length - 1]!);
-  return s.slice(0, -1) + alphabet[last | 1];
-}
 
 export function hostileRecipients(): { rsa: Array<[string, RecipientJwk]>; ec: Array<[string, RecipientJwk]> } {
   const rsaJwk = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' });

@@ -157,6 +157,15 @@ export async function makeEvidence(w: World, o: EvidenceOptions): Promise<{ comp
   return { compact, recipient };
 }
 
+/**
+ * Evidence over exactly these header and payload texts (to put duplicate members in them), ES256
+ * by `signer`, the way any JWS library would sign the bytes it was given.
+ */
+export function signEvidenceText(headerText: string, payloadText: string, signer: Issued): string {
+  const input = `${Buffer.from(headerText).toString('base64url')}.${Buffer.from(payloadText).toString('base64url')}`;
+  return `${input}.${sign('sha256', Buffer.from(input), { key: createPrivateKey(signer.keyPem), dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+}
+
 export async function openReleased(jwe: string, r: Recipient): Promise<{ key: Buffer; kid: string | undefined }> {
   const { plaintext, protectedHeader } = await compactDecrypt(jwe, r.privateKey);
   return { key: Buffer.from(plaintext), kid: protectedHeader.kid };

@@ -4,13 +4,13 @@
  * written at test time, all through the app the broker assembles (admin enabled in the config).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, createSign, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { Express } from 'express';
 import request from 'supertest';
-import { base64url, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
+import { base64url, exportJWK, exportPKCS8 as exportPkcs8, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { assembleBroker, type Assembled } from '../../src/broker.js';
 import { createLogger } from '../../src/log.js';
 import { APP_KEY, makeEvidence, makeWorld, type World } from '../helpers/world.js';
@@ -82,6 +82,13 @@ async function token(claims: JWTPayload = {}, o: TokenOptions = {}): Promise<str
   const payload: JWTPayload = { iss: ISSUER, aud: AUDIENCE, iat: now(), exp: now() + 300, ...claims };
   for (const k of o.omit ?? []) delete payload[k];
   return new SignJWT(payload).setProtectedHeader({ alg: o.alg ?? 'ES256', kid: o.kid ?? 'idp-1' }).sign(o.key ?? idp.es256);
+}
+/** A JWS over exactly these header and payload bytes, signed by the IdP's ES256 key. */
+async function signedRaw(header: object | string, payload: string): Promise<string> {
+  const h = base64url.encode(typeof header === 'string' ? header : JSON.stringify(header));
+  const input = `${h}.${base64url.encode(payload)}`;
+  const der = createSign('sha256').update(input).sign({ key: createPrivateKey(await exportPkcs8(idp.es256)), dsaEncoding: 'ieee-p1363' });
+  return `${input}.${base64url.encode(der)}`;
 }
 const pat = () => token({ sub: 'pat@example.com', groups: ['payments-eng', 'everyone'] });
 const sam = () => token({ sub: 'sam@example.com' });
@@ -256,6 +263,16 @@ describe('authentication', () => {
         return `${h}.${base64url.encode(JSON.stringify({ iss: ISSUER, aud: AUDIENCE, sub: 'pat@example.com', groups: ['secops'], iat: now(), exp: now() + 300 }))}.${s}`;
       },
       /ERR_JWS_SIGNATURE_VERIFICATION_FAILED/,
+    ],
+    [
+      'a correctly signed payload naming "sub" twice (JSON.parse keeps the last)',
+      () => signedRaw({ alg: 'ES256', kid: 'idp-1' }, `{"iss":"${ISSUER}","aud":"${AUDIENCE}","sub":"nobody@example.com","groups":["everyone"],"iat":${now()},"exp":${now() + 300},"sub":"sec@example.com","groups":["secops"]}`),
+      /payload is duplicate member "sub"/,
+    ],
+    [
+      'a correctly signed header naming "alg" twice',
+      () => signedRaw('{"alg":"none","alg":"ES256","kid":"idp-1"}', JSON.stringify({ iss: ISSUER, aud: AUDIENCE, sub: 'sec@example.com', groups: ['secops'], iat: now(), exp: now() + 300 })),
+      /header is duplicate member "alg"/,
     ],
     ['garbage', async () => 'not-a-jwt', /not a compact JWS/],
     ['garbage with dots', async () => '....', /not a compact JWS/],

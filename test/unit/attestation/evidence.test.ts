@@ -2,13 +2,14 @@
  * parseEvidence: size first, then shape. Only the allow-listed asymmetric algorithms get past the
  * header check; `none` and HMAC never do. Keys and certificates are made at test time.
  */
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { CompactSign, exportJWK, generateKeyPair } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseChain } from '../../../src/attestation/nodeChain.js';
 import { parseEvidence, verifyEvidenceSignature } from '../../../src/attestation/evidence.js';
 import { BrokerError } from '../../../src/errors.js';
 import { issueCertificate, toX5c, type Issued } from '../../../src/pki.js';
+import { nonCanonicalBase64 } from '../../helpers/spellings.js';
 import { EVIDENCE_TYP, MAX_EVIDENCE_BYTES, PROTOCOL_VERSION } from '../../../src/protocol.js';
 
 let node: Issued;
@@ -115,17 +116,66 @@ describe('parseEvidence', () => {
   });
 });
 
+describe('parseEvidence: strict JSON and canonical x5c (issue 6 item 7)', () => {
+  const sig = 'A'.repeat(86);
+  const hdr = () => JSON.stringify({ alg: 'ES256', typ: EVIDENCE_TYP, x5c: toX5c(node) });
+  const jws = (header: string, body: string) => `${b64url(header)}.${b64url(body)}.${sig}`;
+
+  it('parses the same text without duplicates', () => {
+    expect(outcome(() => parseEvidence(jws(hdr(), JSON.stringify(payload))))).toBe('parsed');
+  });
+
+  it('a header with two alg members, or two x5c: evidence_malformed', () => {
+    expect(outcome(() => parseEvidence(jws(hdr().replace('{', '{"alg":"none",'), JSON.stringify(payload))))).toBe('400 evidence_malformed');
+    expect(outcome(() => parseEvidence(jws(hdr().replace('{', `{"x5c":${JSON.stringify(toX5c(other))},`), JSON.stringify(payload))))).toBe('400 evidence_malformed');
+  });
+
+  it('a payload with two keys members, two nonces, or a duplicate inside cnf.jwk: evidence_malformed', () => {
+    const body = JSON.stringify(payload);
+    for (const dup of [
+      body.replace('{', '{"keys":[{"name":"team/other"}],'),
+      body.replace('{', '{"nonce":"m' + 'm'.repeat(42) + '",'),
+      body.replace('"kty":"EC"', '"kty":"EC","kty":"EC"'),
+    ]) {
+      expect(() => JSON.parse(dup)).not.toThrow();
+      expect(outcome(() => parseEvidence(jws(hdr(), dup)))).toBe('400 evidence_malformed');
+    }
+  });
+
+  it('crit in the header, a payload that is not UTF-8, a non-canonical segment: evidence_malformed', () => {
+    expect(outcome(() => parseEvidence(jws(hdr().replace('{', '{"crit":["exp"],'), JSON.stringify(payload))))).toBe('400 evidence_malformed');
+    const bytes = Buffer.concat([Buffer.from('{"x":"caf'), Buffer.of(0xe9), Buffer.from('"}')]);
+    expect(outcome(() => parseEvidence(`${b64url(hdr())}.${bytes.toString('base64url')}.${sig}`))).toBe('400 evidence_malformed');
+    expect(outcome(() => parseEvidence(`${b64url(hdr())}.${b64url(JSON.stringify(payload))}=.${sig}`))).toBe('400 evidence_malformed');
+  });
+
+  it('an x5c entry in non-canonical base64 (same DER, another spelling) is refused by parseChain', () => {
+    const leaf = toX5c(node)[0]!;
+    const spellings = [`${leaf}=`, nonCanonicalBase64(leaf)];
+    for (const s of spellings) {
+      expect(Buffer.from(s, 'base64').equals(Buffer.from(leaf, 'base64'))).toBe(true);
+      expect(outcome(() => parseChain([s]))).toBe('400 evidence_malformed');
+    }
+    expect(outcome(() => parseChain([leaf]))).toBe('parsed');
+  });
+});
+
 describe('verifyEvidenceSignature', () => {
   it('accepts the signature of the leaf key', async () => {
     const ev = parseEvidence(await signed());
-    await expect(verifyEvidenceSignature(ev, parseChain(ev.header.x5c)[0]!)).resolves.toBeUndefined();
+    expect(() => verifyEvidenceSignature(ev, parseChain(ev.header.x5c)[0]!)).not.toThrow();
   });
 
   it('another node key: 401 evidence_signature_invalid', async () => {
     // Signed by `other`, but the x5c names `node`.
     const ev = parseEvidence(await signed({ x5c: toX5c(node) }, payload, other));
-    const e = await verifyEvidenceSignature(ev, parseChain(ev.header.x5c)[0]!).catch((err: unknown) => err);
-    expect(e).toBeInstanceOf(BrokerError);
-    expect({ status: (e as BrokerError).status, code: (e as BrokerError).code }).toEqual({ status: 401, code: 'evidence_signature_invalid' });
+    expect(outcome(() => verifyEvidenceSignature(ev, parseChain(ev.header.x5c)[0]!))).toBe('401 evidence_signature_invalid');
+  });
+
+  it('an alg that does not fit the leaf key (ES384 header, P-256 leaf): 401 evidence_signature_invalid', async () => {
+    const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
+    const jws = await new CompactSign(Buffer.from(JSON.stringify(payload))).setProtectedHeader({ alg: 'ES384', typ: EVIDENCE_TYP, x5c: toX5c(node) }).sign(p384);
+    const ev = parseEvidence(jws);
+    expect(outcome(() => verifyEvidenceSignature(ev, parseChain(ev.header.x5c)[0]!))).toBe('401 evidence_signature_invalid');
   });
 });
