@@ -1,9 +1,10 @@
 /**
  * Builds the evidence: a compact JWS signed by the node key, header {alg, typ, x5c}, payload per
  * EvidencePayloadSchema. The payload is validated against the shared schema before signing, so a
- * malformed request fails here with a local error rather than at the broker.
+ * malformed request fails here with a local error rather than at the broker. The signature is
+ * made synchronously by src/jose (the broker's own JOSE code), not by the jose library.
  */
-import { CompactSign } from 'jose';
+import { compactSign } from '../../src/jose/index.js';
 import {
   EVIDENCE_TYP,
   EvidencePayloadSchema,
@@ -57,9 +58,7 @@ export function buildPayload(input: Omit<EvidenceInput, 'node'>): EvidencePayloa
 export async function buildEvidence(input: EvidenceInput): Promise<string> {
   const payload = buildPayload(input);
   const header: EvidenceHeader = { alg: input.node.alg, typ: EVIDENCE_TYP, x5c: input.node.x5c };
-  const jws = await new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
-    .setProtectedHeader(header)
-    .sign(input.node.privateKey);
+  const jws = compactSign(header, Buffer.from(JSON.stringify(payload), 'utf8'), input.node.privateKey);
   if (Buffer.byteLength(jws) > MAX_EVIDENCE_BYTES) {
     throw new AgentError('evidence_too_large', `evidence is ${Buffer.byteLength(jws)} bytes, limit ${MAX_EVIDENCE_BYTES}`);
   }

@@ -1,14 +1,15 @@
 /**
- * Opens released keys. Both forms are compact JWEs to the ephemeral recipient key:
+ * Opens released keys. Both forms are compact JWEs to the ephemeral recipient key, decrypted
+ * by src/jose (synchronous node:crypto, strict headers: allow-listed alg, enc A256GCM, no crit,
+ * no zip, no duplicate members):
  * - `plaintext`: the JWE plaintext is the key; the protected header `kid` must be name@version.
- * - `cek` (RSA recipients only): the key *is* the content-encryption key. The agent unwraps the
- *   JWE encrypted key with RSA-OAEP itself, then has jose decrypt the whole JWE to prove it
- *   authenticates under that key and that its plaintext is exactly the kid name@version.
+ * - `cek` (RSA recipients only): the key *is* the content-encryption key, unwrapped with RSA-OAEP;
+ *   the JWE must authenticate under it and its plaintext must be exactly the kid name@version.
  * Every check failure is `release_invalid`; nothing about the key bytes is ever reported.
  */
-import { constants, privateDecrypt, timingSafeEqual } from 'node:crypto';
-import { compactDecrypt, decodeProtectedHeader } from 'jose';
-import { RELEASE_ENC, releaseKid, type ReleasedKey } from '../../src/protocol.js';
+import { timingSafeEqual } from 'node:crypto';
+import { compactDecrypt, isJoseError, type DecryptedJwe } from '../../src/jose/index.js';
+import { releaseKid, type ReleasedKey } from '../../src/protocol.js';
 import { AgentError } from './errors.js';
 import type { KeyRequest } from './evidence.js';
 import { SUPPORTED_RECIPIENTS, type Recipient } from './recipient.js';
@@ -16,57 +17,35 @@ import { SUPPORTED_RECIPIENTS, type Recipient } from './recipient.js';
 const invalid = (name: string, why: string, cause?: unknown) =>
   new AgentError('release_invalid', `released key ${name}: ${why}`, cause === undefined ? {} : { cause });
 
-const AES256_KEY_BYTES = 32;
+function decrypt(released: ReleasedKey, recipient: Recipient): DecryptedJwe {
+  try {
+    return compactDecrypt(released.jwe, recipient.decryptionKey, { algorithms: SUPPORTED_RECIPIENTS[recipient.type] });
+  } catch (err) {
+    if (isJoseError(err) && err.code === 'ERR_JOSE_NOT_ALLOWED') throw invalid(released.name, `unexpected alg or enc (${err.message})`, err);
+    throw invalid(released.name, `JWE does not decrypt (${(err as Error).message})`, err);
+  }
+}
 
 export async function openReleasedKey(released: ReleasedKey, recipient: Recipient): Promise<Buffer> {
   const kid = releaseKid(released.name, released.version);
-  let header: ReturnType<typeof decodeProtectedHeader>;
-  try {
-    header = decodeProtectedHeader(released.jwe);
-  } catch (err) {
-    throw invalid(released.name, 'JWE header does not parse', err);
-  }
-  const allowed = SUPPORTED_RECIPIENTS[recipient.type];
-  if (typeof header.alg !== 'string' || !allowed.includes(header.alg)) throw invalid(released.name, `unexpected alg ${String(header.alg)}`);
-  if (header.enc !== RELEASE_ENC) throw invalid(released.name, `unexpected enc ${String(header.enc)}`);
-  if (header.kid !== undefined && header.kid !== kid) throw invalid(released.name, 'header kid does not match name@version');
-
-  const options = { keyManagementAlgorithms: [header.alg], contentEncryptionAlgorithms: [RELEASE_ENC] };
+  if (released.form === 'cek' && recipient.type !== 'RSA') throw invalid(released.name, 'cek form needs an RSA recipient');
+  const { header, plaintext, cek } = decrypt(released, recipient);
+  const kidOk = released.form === 'plaintext' ? header.kid === kid : header.kid === undefined || header.kid === kid;
   if (released.form === 'plaintext') {
-    if (header.kid !== kid) throw invalid(released.name, 'header kid must be name@version');
-    try {
-      const { plaintext } = await compactDecrypt(released.jwe, recipient.privateKey, options);
-      return Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
-    } catch (err) {
-      throw invalid(released.name, 'JWE does not decrypt', err);
+    cek.fill(0);
+    if (!kidOk) {
+      plaintext.fill(0);
+      throw invalid(released.name, 'header kid must be name@version');
     }
+    return plaintext;
   }
-
-  if (recipient.type !== 'RSA') throw invalid(released.name, 'cek form needs an RSA recipient');
-  const parts = released.jwe.split('.');
-  if (parts.length !== 5 || !parts[1]) throw invalid(released.name, 'not a compact JWE with an encrypted key');
-  let key: Buffer;
-  try {
-    key = privateDecrypt(
-      { key: recipient.privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: header.alg === 'RSA-OAEP' ? 'sha1' : 'sha256' },
-      Buffer.from(parts[1], 'base64url'),
-    );
-  } catch (err) {
-    throw invalid(released.name, 'encrypted key does not unwrap', err);
+  const expected = Buffer.from(kid, 'utf8');
+  const authenticated = kidOk && plaintext.length === expected.length && timingSafeEqual(plaintext, expected);
+  if (!authenticated) {
+    cek.fill(0);
+    throw invalid(released.name, 'JWE does not authenticate to name@version');
   }
-  if (key.length !== AES256_KEY_BYTES) {
-    key.fill(0);
-    throw invalid(released.name, `unwrapped key is ${key.length} bytes, expected ${AES256_KEY_BYTES}`);
-  }
-  try {
-    const { plaintext } = await compactDecrypt(released.jwe, recipient.privateKey, options);
-    const expected = Buffer.from(kid, 'utf8');
-    if (plaintext.length !== expected.length || !timingSafeEqual(plaintext, expected)) throw new Error('kid mismatch');
-  } catch (err) {
-    key.fill(0);
-    throw invalid(released.name, 'JWE does not authenticate to name@version', err);
-  }
-  return key;
+  return cek;
 }
 
 /**

@@ -23,8 +23,8 @@ describe('attest-agent dependencies', () => {
     expect(files.length).toBeGreaterThan(10);
   });
 
-  it('imports neither express nor pkcs11js, and nothing from the broker but protocol.ts', () => {
-    const allowedPackages = new Set(['jose', 'commander', 'zod']);
+  it('imports neither express, pkcs11js nor jose, and nothing from the broker but protocol.ts and src/jose', () => {
+    const allowedPackages = new Set(['commander', 'zod']);
     for (const file of files) {
       for (const spec of specifiers(readFileSync(file, 'utf8'))) {
         const where = `${relative(root, file)} imports ${spec}`;
@@ -32,12 +32,31 @@ describe('attest-agent dependencies', () => {
         if (spec.startsWith('node:')) continue;
         if (spec.startsWith('.')) {
           const target = relative(root, join(file, '..', spec));
-          expect(target.startsWith('attest-agent/') || target === 'src/protocol.js', where).toBe(true);
+          expect(target.startsWith('attest-agent/') || target === 'src/protocol.js' || target.startsWith('src/jose/'), where).toBe(true);
           continue;
         }
         expect(allowedPackages.has(spec), where).toBe(true);
       }
     }
+  });
+
+  it('src/jose, which the agent bundles, imports nothing but node:crypto and itself', () => {
+    const joseDir = join(root, 'src', 'jose');
+    for (const file of sources(joseDir)) {
+      for (const spec of specifiers(readFileSync(file, 'utf8'))) {
+        const where = `${relative(root, file)} imports ${spec}`;
+        expect(spec === 'node:crypto' || (spec.startsWith('./') && !spec.includes('/..')), where).toBe(true);
+      }
+    }
+  });
+
+  it('the bundle (dist/attest-agent.mjs, built by the test setup) carries src/jose and no jose, express or pkcs11js', () => {
+    const bundle = readFileSync(join(root, 'dist', 'attest-agent.mjs'), 'utf8');
+    const modules = [...bundle.matchAll(/^\/\/ ((?:node_modules|src|attest-agent)\/\S+)$/gm)].map((m) => m[1]!);
+    expect(modules).toContain('src/jose/jwe.ts');
+    expect(modules).toContain('src/jose/jws.ts');
+    expect(modules.filter((m) => /^node_modules\/(jose|express|pkcs11js)\//.test(m))).toEqual([]);
+    expect(bundle).not.toMatch(/from ['"](jose|express|pkcs11js)['"]|require\(['"](jose|express|pkcs11js)['"]\)/);
   });
 
   it('the bin shim loads the bundled CLI', () => {

@@ -1,4 +1,4 @@
-import { createPublicKey, randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { CompactEncrypt, importJWK } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { releaseKid, type ReleasedKey } from '../../../src/protocol.js';
@@ -17,12 +17,14 @@ async function plaintextJwe(r: Recipient, key: Uint8Array, header: Record<string
   return new CompactEncrypt(key).setProtectedHeader({ alg: a, enc: 'A256GCM', kid: KID, ...header }).encrypt(pub);
 }
 const released = (jwe: string, form: 'plaintext' | 'cek' = 'plaintext', version = 3): ReleasedKey => ({ name: NAME, version, form, jwe });
-const rsaPublic = () => createPublicKey(rsa.privateKey);
+const rsaPrivate = (r: Recipient): KeyObject => (r.decryptionKey as { key: KeyObject }).key;
+const rsaPublic = () => createPublicKey(rsaPrivate(rsa));
 
 describe('recipient keys', () => {
   it('are fresh P-256 and RSA-2048 keys whose JWKs match the protocol', () => {
     expect(ec.publicJwk).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ECDH-ES+A256KW' });
-    expect(rsa.privateKey.asymmetricKeyDetails?.modulusLength).toBe(2048);
+    expect(rsaPrivate(rsa).asymmetricKeyDetails?.modulusLength).toBe(2048);
+    expect(ec.decryptionKey.kty).toBe('EC');
     expect(Object.keys(rsa.publicJwk).sort()).toEqual(['e', 'kty', 'n', 'use']);
   });
 });
@@ -58,6 +60,16 @@ describe('plaintext form', () => {
   it('rejects algorithms outside the protocol (e.g. RSA-OAEP-384)', async () => {
     const jwe = await plaintextJwe(rsa, randomBytes(32), {}, 'RSA-OAEP-384');
     await expect(openReleasedKey(released(jwe), rsa)).rejects.toThrow(/unexpected alg/);
+  });
+
+  it('rejects a header with a duplicate member, crit or zip, even when jose would decrypt it', async () => {
+    const jwe = await plaintextJwe(ec, randomBytes(32));
+    const parts = jwe.split('.');
+    const header = Buffer.from(parts[0]!, 'base64url').toString();
+    for (const edited of [header.replace('{', `{"kid":"${KID}",`), header.replace('{', '{"crit":["x"],"x":1,'), header.replace('{', '{"zip":"DEF",')]) {
+      const forged = [Buffer.from(edited).toString('base64url'), ...parts.slice(1)].join('.');
+      await expect(openReleasedKey(released(forged), ec)).rejects.toMatchObject({ code: 'release_invalid' });
+    }
   });
 
   it('never puts key bytes in the error', async () => {
