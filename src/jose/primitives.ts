@@ -7,7 +7,7 @@
  * - AES Key Wrap, RFC 3394, with the default IV (OpenSSL's id-aesN-wrap)
  * - AES-GCM with a 96-bit IV and a 128-bit tag, RFC 7518 §5.3
  */
-import { createCipheriv, createDecipheriv, createHash, type CipherGCMTypes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hash, type CipherGCMTypes } from 'node:crypto';
 
 export const GCM_IV_BYTES = 12;
 export const GCM_TAG_BYTES = 16;
@@ -29,6 +29,18 @@ const u32be = (n: number): Buffer => {
 };
 const lengthPrefixed = (data: Uint8Array): Buffer => Buffer.concat([u32be(data.length), data]);
 
+/** OtherInfo without apu/apv depends on the algorithm and size only: made once for each. */
+const plainOtherInfo = new Map<string, Buffer>();
+
+function otherInfo(algorithmId: string, keyBits: number, apu: Uint8Array, apv: Uint8Array): Buffer {
+  const make = () => Buffer.concat([lengthPrefixed(Buffer.from(algorithmId, 'ascii')), lengthPrefixed(apu), lengthPrefixed(apv), u32be(keyBits)]);
+  if (apu.length > 0 || apv.length > 0) return make();
+  const id = `${algorithmId}/${keyBits}`;
+  let info = plainOtherInfo.get(id);
+  if (!info) plainOtherInfo.set(id, (info = make()));
+  return info;
+}
+
 /**
  * Derives `keyBits` bits from the shared secret `z`. OtherInfo = AlgorithmID ‖ PartyUInfo ‖
  * PartyVInfo ‖ SuppPubInfo, each of the first three a 32-bit big-endian length and its bytes, the
@@ -36,11 +48,13 @@ const lengthPrefixed = (data: Uint8Array): Buffer => Buffer.concat([u32be(data.l
  * wrapping (ECDH-ES+A256KW) and the `enc` for direct key agreement.
  */
 export function concatKdf(z: Uint8Array, keyBits: number, algorithmId: string, apu: Uint8Array = Buffer.alloc(0), apv: Uint8Array = Buffer.alloc(0)): Buffer {
-  const otherInfo = Buffer.concat([lengthPrefixed(Buffer.from(algorithmId, 'ascii')), lengthPrefixed(apu), lengthPrefixed(apv), u32be(keyBits)]);
+  const info = otherInfo(algorithmId, keyBits, apu, apv);
   const rounds = Math.ceil(keyBits / 256);
   const out = Buffer.alloc(rounds * 32);
   for (let i = 0; i < rounds; i++) {
-    createHash('sha256').update(u32be(i + 1)).update(z).update(otherInfo).digest().copy(out, i * 32);
+    const input = Buffer.concat([u32be(i + 1), z, info]);
+    hash('sha256', input, 'buffer').copy(out, i * 32);
+    input.fill(0);
   }
   return out.subarray(0, keyBits / 8);
 }
