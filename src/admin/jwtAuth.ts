@@ -83,12 +83,17 @@ function keySet(cfg: JwtConfig): JWTVerifyGetKey {
     return createRemoteJWKSet(url, { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 });
   }
   const file = cfg.jwksFile!;
-  let jwks: JSONWebKeySet;
+  let bytes: Buffer;
   try {
-    jwks = JSON.parse(readFileSync(file, 'utf8')) as JSONWebKeySet;
+    bytes = readFileSync(file);
   } catch (e) {
-    throw new ConfigError([`admin.jwt.jwksFile: cannot read ${file} as JSON (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`]);
+    throw new ConfigError([`admin.jwt.jwksFile: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`]);
   }
+  const parsed = parseStrictJson(bytes);
+  if (!parsed.ok) {
+    throw new ConfigError([`admin.jwt.jwksFile: ${file} is ${parsed.why === 'duplicate member' ? `JSON with a duplicate member ${JSON.stringify(parsed.key)}` : parsed.why}`]);
+  }
+  const jwks = parsed.value as JSONWebKeySet;
   if (!jwks || typeof jwks !== 'object' || !Array.isArray(jwks.keys) || jwks.keys.length === 0) {
     throw new ConfigError([`admin.jwt.jwksFile: ${file} is not a JWK Set with at least one key`]);
   }

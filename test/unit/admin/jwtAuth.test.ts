@@ -3,7 +3,7 @@
  * refuses at startup. Tokens are signed with jose at test time; time comes from a ManualClock.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
@@ -83,6 +83,11 @@ describe('JWKS sources refused at startup', () => {
     expect(() => jwtVerifier(withFile('empty.json', '{"keys": []}'), clock)).toThrow(ConfigError);
     expect(() => jwtVerifier(withFile('bad.json', 'not json'), clock)).toThrow(ConfigError);
     expect(() => jwtVerifier({ ...cfg, jwksFile: path.join(dir, 'missing.json') }, clock)).toThrow(ConfigError);
+  });
+  it('a JWKS file naming a member twice (two "keys": which would a parser keep?)', () => {
+    const good = readFileSync(cfg.jwksFile!, 'utf8');
+    const twice = good.replace('{', '{"keys":[{"kty":"oct","k":"AAAA"}],');
+    expect(() => jwtVerifier(withFile('twice.json', twice), clock)).toThrow(/duplicate member "keys"/);
   });
   it('a JWKS URL over plain http, unless on loopback', () => {
     const { jwksFile: _f, ...rest } = cfg;
