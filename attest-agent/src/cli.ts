@@ -2,6 +2,7 @@
  * The `attest-agent` command line. runCli() never calls process.exit: it returns the status to
  * exit with, and prints one line on stderr for any failure (see exitCodes.ts).
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { runExec, type ExecFlags } from './commands/exec.js';
 import { runFetch, type FetchFlags } from './commands/fetch.js';
@@ -37,9 +38,15 @@ Output: one JSON object mapping each key name to its raw key bytes in standard b
 on a tmpfs such as /dev/shm; --stdout prints it for a pipe.
 ${EXIT_HELP}`;
 
+/** The version in attest-agent's package.json (beside src/ and dist/ alike, so one path serves both). */
+export function agentVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
 function buildProgram(io: CliIo, setStatus: (n: number) => void): Command {
   const root = new Command('attest-agent')
     .description('Measure a workload, attest it to a keyanchor broker, and hand it the keys it is granted.')
+    .version(agentVersion(), '-V, --version', 'print the version')
     .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride()

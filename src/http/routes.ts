@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import { AttestRequestSchema, MAX_EVIDENCE_BYTES, PROTOCOL_VERSION, type AttestResponse, type ChallengeResponse } from '../protocol.js';
 import { attestAndRelease, type ReleaseDeps, type Trail } from '../release.js';
 import { asBrokerError } from '../errors.js';
+import { brokerVersion } from '../version.js';
 import type { RequestLocals } from './problem.js';
 
 export interface RouteDeps {
@@ -81,7 +82,7 @@ export function apiRoutes(deps: RouteDeps): Router {
   r.all('/v1/attest', methodNotAllowed);
 
   r.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+    res.json({ status: 'ok', version: brokerVersion() });
   });
   r.get('/readyz', async (_req, res) => {
     await deps.custodian.health();

@@ -43,6 +43,6 @@ describe('attest-agent dependencies', () => {
   it('the bin shim loads the bundled CLI', () => {
     const shim = readFileSync(join(root, 'attest-agent', 'bin', 'attest-agent.js'), 'utf8');
     expect(shim.startsWith('#!/usr/bin/env node\n')).toBe(true);
-    expect(specifiers(shim)).toEqual(['../../dist/attest-agent.mjs']);
+    expect(specifiers(shim)).toEqual(['../dist/attest-agent.mjs']);
   });
 });
