@@ -81,7 +81,7 @@ export async function hsmStatus(config: StatusConfig, internals?: Pkcs11Internal
   if (!status.ok) return status;
   const mechanisms = `${config.wrapMechanism}, AES_CMAC, RSA-OAEP/${config.oaepHash}, AES_GCM`;
   const failure = await probeToken(config, internals);
-  status.probe = { ran: true, mechanisms, ok: !failure, ...(failure ? { problem: failure.reason } : {}) };
+  status.probe = { ran: true, mechanisms, ok: !failure, ...(failure ? { problem: failure.reason.replace(/^pkcs11: readiness probe: /, '') } : {}) };
   status.ok = !failure;
   return status;
 }

@@ -63,6 +63,7 @@ export class Pkcs11Custodian implements KeyCustodian {
   readonly #wrapAlg: WrapAlg;
   readonly #oaep: (typeof OAEP)[keyof typeof OAEP];
   readonly #oaepHash: Pkcs11CustodyConfig['oaepHash'];
+  readonly #wrapMechanism: Pkcs11CustodyConfig['wrapMechanism'];
   #probeFailure: BrokerError | undefined;
   #probing: Promise<BrokerError | undefined> | undefined;
   #probeTimer: NodeJS.Timeout | undefined;
@@ -72,6 +73,7 @@ export class Pkcs11Custodian implements KeyCustodian {
     this.#wrapAlg = `pkcs11:${config.wrapMechanism}`;
     this.#oaep = OAEP[config.oaepHash];
     this.#oaepHash = config.oaepHash;
+    this.#wrapMechanism = config.wrapMechanism;
   }
 
   get kekId(): string {
@@ -134,7 +136,7 @@ export class Pkcs11Custodian implements KeyCustodian {
   probe(): Promise<BrokerError | undefined> {
     this.#probing ??= (async () => {
       try {
-        await probeRelease(this, await (probeKey ??= makeProbeKey()), this.#oaepHash);
+        await probeRelease(this, await (probeKey ??= makeProbeKey()), { wrapMechanism: this.#wrapMechanism, oaepHash: this.#oaepHash });
         this.#probeFailure = undefined;
       } catch (e) {
         this.#probeFailure = e instanceof BrokerError ? e : new BrokerError('custody_unavailable', `pkcs11: readiness probe: ${String(e)}`, { cause: e });

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import type { Pkcs11CustodyConfig } from '../../config.js';
 import { BrokerError } from '../../errors.js';
 import { releaseKid, type RecipientJwk } from '../../protocol.js';
-import type { KeyCustodian } from '../custodian.js';
+import { CustodyNotReady, type KeyCustodian } from '../custodian.js';
 
 const PROBE_REF = { name: 'keyanchor/readiness-probe', version: 1 } as const;
 
@@ -28,10 +28,22 @@ export async function makeProbeKey(): Promise<ProbeKey> {
   return { privateKey, jwk: { kty: 'RSA', n: j.n!, e: j.e!, use: 'enc' } };
 }
 
-/** Throws BrokerError('custody_unavailable') naming the step that failed. */
-export async function probeRelease(custodian: Pick<KeyCustodian, 'generate' | 'releaseTo'>, key: ProbeKey, oaepHash: Pkcs11CustodyConfig['oaepHash']): Promise<void> {
-  const wrapped = await custodian.generate(PROBE_REF);
-  const released = await custodian.releaseTo(PROBE_REF, wrapped, key.jwk);
+type Mechanisms = Pick<Pkcs11CustodyConfig, 'wrapMechanism' | 'oaepHash'>;
+
+/** Runs `step`; a failure becomes CustodyNotReady with `summary` (for /readyz) and the full reason (for the log). */
+async function step<T>(summary: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw new CustodyNotReady(summary, `pkcs11: readiness probe: ${summary}: ${e instanceof BrokerError ? e.reason : String(e)}`, { cause: e });
+  }
+}
+
+/** Throws CustodyNotReady naming the step that failed and the config options behind it. */
+export async function probeRelease(custodian: Pick<KeyCustodian, 'generate' | 'releaseTo'>, key: ProbeKey, { wrapMechanism, oaepHash }: Mechanisms): Promise<void> {
+  const wrapped = await step(`making and wrapping a data key failed (custody.wrapMechanism ${wrapMechanism})`, () => custodian.generate(PROBE_REF));
+  const released = await step(`a release to an RSA-OAEP/${oaepHash} recipient failed (custody.oaepHash ${oaepHash}; SoftHSM 2.6 has SHA-1 only)`, () =>
+    custodian.releaseTo(PROBE_REF, wrapped, key.jwk));
   const [header, encryptedKey, iv, ciphertext, tag] = released.jwe.split('.').map((p, i) => (i === 0 ? p : Buffer.from(p, 'base64url'))) as [string, Buffer, Buffer, Buffer, Buffer];
   let kid: string;
   try {
@@ -40,7 +52,10 @@ export async function probeRelease(custodian: Pick<KeyCustodian, 'generate' | 'r
     kid = Buffer.concat([gcm.update(ciphertext), gcm.final()]).toString('utf8');
     cek.fill(0);
   } catch (e) {
-    throw new BrokerError('custody_unavailable', `pkcs11: readiness probe: the token's release does not decrypt with RSA-OAEP/${oaepHash} and AES-GCM (${(e as Error).message})`, { cause: e });
+    const summary = `the token's release does not decrypt with RSA-OAEP/${oaepHash} and AES-GCM (custody.oaepHash)`;
+    throw new CustodyNotReady(summary, `pkcs11: readiness probe: ${summary}: ${(e as Error).message}`, { cause: e });
   }
-  if (kid !== releaseKid(PROBE_REF.name, PROBE_REF.version)) throw new BrokerError('custody_unavailable', 'pkcs11: readiness probe: the released content is not the key id');
+  if (kid !== releaseKid(PROBE_REF.name, PROBE_REF.version)) {
+    throw new CustodyNotReady('the token released something other than the probe key', 'pkcs11: readiness probe: the released content is not the key id');
+  }
 }
