@@ -162,7 +162,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     await b.close();
     throw e;
   }
-  log.info({ url: server.url, custody: b.custodian.kind, tlsCa: b.tlsCa, config: config.configDir, stateDir: config.stateDir }, 'keyanchor broker listening');
+  log.info({ url: server.url, custody: b.custodian.kind, tlsCa: b.tlsCa, configDir: config.configDir, stateDir: config.stateDir }, 'keyanchor broker listening');
   void b.custodian.health().then(
     () => log.info({ custody: b.custodian.kind }, 'ready: custody answers'),
     (e: unknown) => log.error({ custody: b.custodian.kind, code: (e as BrokerError).code, reason: (e as BrokerError).reason ?? String(e) }, 'NOT READY: custody cannot release (see /readyz)'),

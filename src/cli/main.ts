@@ -1,43 +1,11 @@
 #!/usr/bin/env node
-import { Command, CommanderError } from 'commander';
-import { brokerVersion } from '../version.js';
-import { auditCommand } from './auditCmd.js';
-import { configCommand } from './configCmd.js';
-import { configFrom, EXIT, SYSTEM_CONFIG } from './context.js';
-import { demoCommand } from './demo.js';
-import { EXAMPLES } from './examples.js';
-import { hsmCommand } from './hsm.js';
-import { keysCommand } from './keysCmd.js';
-import { policyCommand } from './policyCmd.js';
-import { serveCommand } from './serve.js';
-
-const program = new Command('keyanchor')
-  .description('workload-attestation key broker')
-  .version(brokerVersion(), '-V, --version', 'print the version')
-  .option('-c, --config <file>', `config file (YAML or JSON); else $KEYANCHOR_CONFIG, else ${SYSTEM_CONFIG} if it exists, else the embedded defaults`);
-program.addCommand(serveCommand());
-program.addCommand(configCommand());
-program.addCommand(policyCommand());
-program.addCommand(keysCommand());
-program.addCommand(hsmCommand(() => configFrom(program)));
-program.addCommand(auditCommand());
-program.addCommand(demoCommand());
-
-/**
- * Every command: examples at the end of its help; after a usage error (an unknown flag, a missing
- * argument) the error, one usage line and where the full help is, not the whole help; exit status 2.
- */
-function finish(cmd: Command, path: string): void {
-  const examples = EXAMPLES[path];
-  if (examples) cmd.addHelpText('after', `\nExamples:${examples}`);
-  cmd.showHelpAfterError(`usage: ${path} ${cmd.usage()}\n(run \`${path} --help\` for the options and examples)`).exitOverride();
-  for (const sub of cmd.commands) finish(sub, `${path} ${sub.name()}`);
-}
-finish(program, 'keyanchor');
+import { CommanderError } from 'commander';
+import { EXIT } from './context.js';
+import { buildProgram } from './program.js';
 
 try {
-  await program.parseAsync(process.argv);
+  await buildProgram().parseAsync(process.argv);
 } catch (e) {
   if (!(e instanceof CommanderError)) throw e;
-  process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage; // usage errors: 2
 }
