@@ -10,11 +10,13 @@
  * Start-up time: the challenge does not depend on the workload, so `openAttestation` sends it
  * before the workload is measured, and starts making the recipient key as soon as the answer says
  * which type the broker wants (an RSA key, for HSM custody, takes longer than the rest together).
+ * Told the type beforehand (`--recipient-type RSA`), it makes the key at once, alongside the first
+ * request; a broker that does not offer that type gets a key of the type it names, made then.
  * `exec` and `fetch` run that opening while they hash the program; the first attempt uses it.
  */
 import http from 'node:http';
 import https from 'node:https';
-import { AttestResponseSchema, ChallengeResponseSchema, type ChallengeResponse } from '../../src/protocol.js';
+import { AttestResponseSchema, ChallengeResponseSchema, type ChallengeResponse, type RecipientKeyType } from '../../src/protocol.js';
 import { postJson, type ClientOptions } from './client.js';
 import { AgentError } from './errors.js';
 import { buildEvidence, type KeyRequest, type WorkloadClaims } from './evidence.js';
@@ -55,13 +57,14 @@ export interface Opening {
 /** One keep-alive connection for one exchange: the challenge and the attest share one TLS handshake. */
 const exchangeConnection = (broker: string) => new (broker.startsWith('https:') ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: 1 });
 
-export function openAttestation(options: ClientOptions): Opening {
+export function openAttestation(options: ClientOptions, expect?: RecipientKeyType): Opening {
   const connection = options.connection ?? exchangeConnection(options.broker);
   const challenge = postJson({ ...options, connection }, 'v1/challenge', {}, ChallengeResponseSchema);
-  const recipient = challenge.then((c) => createRecipient(chooseRecipientType(c.recipientKeyTypes)));
+  const early = expect === undefined ? undefined : createRecipient(expect);
+  const recipient = challenge.then((c) =>
+    early && c.recipientKeyTypes.includes(expect!) ? early : createRecipient(chooseRecipientType(c.recipientKeyTypes)));
   // Whoever uses the opening sees these failures; an opening dropped unused must not crash the process.
-  challenge.catch(() => undefined);
-  recipient.catch(() => undefined);
+  for (const p of [challenge, recipient, early]) p?.catch(() => undefined);
   return { connection, challenge, recipient, close: () => { if (!options.connection) connection.destroy(); } };
 }
 

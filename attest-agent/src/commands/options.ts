@@ -3,7 +3,8 @@
  * Files named on the command line are read here; nothing below this layer reads argv or env.
  */
 import { readFile } from 'node:fs/promises';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { RecipientKeyType } from '../../../src/protocol.js';
 import { openAttestation, type Opening } from '../attest.js';
 import { AgentError } from '../errors.js';
 import type { KeyRequest, WorkloadClaims } from '../evidence.js';
@@ -25,6 +26,7 @@ export interface AttestationFlags {
   timeoutMs: number;
   retries: number;
   waitOnRateLimit: number;
+  recipientType?: RecipientKeyType;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -52,6 +54,7 @@ export function addAttestationOptions(cmd: Command, keyHelp: string): Command {
     .option('--sig-cert <file>', 'PEM certificate chain of the publisher, attached to every signature as x5c')
     .option('--timeout-ms <n>', 'deadline for each HTTP request', integer(1, 600_000), 10_000)
     .option('--retries <n>', 'extra attempts on network errors, timeouts and 5xx', integer(0, 10), 3)
+    .addOption(new Option('--recipient-type <type>', 'make the ephemeral recipient key of this type at start, alongside the first request (RSA for a broker with PKCS#11 custody); default: the type the broker names, made when it does').choices(['EC', 'RSA']))
     .option('--wait-on-rate-limit <seconds>', "when rate-limited, wait as the broker's Retry-After says and try again, up to this many seconds in all (default 0: fail at once)", integer(0, 3600), 0);
 }
 
@@ -73,7 +76,7 @@ export async function startAttestation<T>(flags: AttestationFlags, measure: () =
     throw new AgentError('config', `cannot read --ca ${flags.ca}: ${err.code ?? err.message}`, { cause: err });
   });
   const access = { broker: flags.broker, timeoutMs: flags.timeoutMs, ...(ca ? { ca } : {}) };
-  const opening = openAttestation(access);
+  const opening = openAttestation(access, flags.recipientType);
   const [node, measured] = await Promise.allSettled([readNodeIdentity(flags.nodeCert, flags.nodeKey), measure()]);
   if (node.status === 'rejected' || measured.status === 'rejected') {
     opening.close();
