@@ -112,3 +112,23 @@ describe('exec and the node key', () => {
     expect(status).toBe(exitCodeFor('usage'));
   });
 });
+
+describe('--recipient-type', () => {
+  const fetchWith = async (offered: Array<'EC' | 'RSA'>, hint: string) => {
+    broker = await startStubBroker({ keys: { 'app/db': DB }, recipientKeyTypes: offered, form: offered[0] === 'RSA' ? 'cek' : 'plaintext' });
+    const r = await fetchCli(broker, '--recipient-type', hint);
+    return { status: r.status, kty: broker.evidence[0]?.cnf.jwk.kty };
+  };
+
+  it('a key of the hinted type when the broker offers it', async () => {
+    expect(await fetchWith(['RSA'], 'RSA')).toEqual({ status: 0, kty: 'RSA' });
+  });
+
+  it('the broker\'s type when it does not offer the hinted one', async () => {
+    expect(await fetchWith(['EC'], 'RSA')).toEqual({ status: 0, kty: 'EC' });
+  });
+
+  it('refuses a type it does not know', async () => {
+    expect((await fetchWith(['EC'], 'DSA')).status).toBe(exitCodeFor('usage'));
+  });
+});
