@@ -6,9 +6,13 @@
  * One substitution: zod's `locales` namespace (every language's error messages, ~40 % of the
  * bundle) becomes English only. The agent never selects a locale, and zod registers English
  * itself, so nothing changes but the start-up time (docs/benchmarks.md).
+ *
+ * The file is replaced atomically (temp file, then rename): an agent starting while `npm pack`
+ * rebuilds it (the test suite does both at once) reads the old bundle or the new one, never half.
  */
 import { build } from 'esbuild';
-import { sep } from 'node:path';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, sep } from 'node:path';
 
 const englishOnlyZodLocales = {
   name: 'english-only-zod-locales',
@@ -23,15 +27,22 @@ const englishOnlyZodLocales = {
   },
 };
 
-await build({
+const OUT = 'dist/attest-agent.mjs';
+const result = await build({
   entryPoints: ['src/main.ts'],
   bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'esm',
-  outfile: 'dist/attest-agent.mjs',
+  outfile: OUT,
+  write: false,
   logLevel: 'warning',
   // Bundled CommonJS dependencies call require(); give the ES module one.
   banner: { js: "import { createRequire as __keyanchorRequire } from 'node:module'; const require = __keyanchorRequire(import.meta.url);" },
   plugins: [englishOnlyZodLocales],
 });
+
+mkdirSync(dirname(OUT), { recursive: true });
+const tmp = `${OUT}.${process.pid}.tmp`;
+writeFileSync(tmp, result.outputFiles[0].contents);
+renameSync(tmp, OUT);
