@@ -2,10 +2,7 @@
  * Wires the broker from a Config: state directory, custody, keystore, policy, nonce store, HTTP
  * server. The only place that turns configuration into running parts.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { mkdirSync } from 'node:fs';
 import type { Express } from 'express';
 import { adminTlsOptions, createAuthenticator } from './admin/index.js';
 import { createApp } from './app.js';
@@ -13,15 +10,17 @@ import { NonceService } from './attestation/nonces.js';
 import type { AuditLog } from './audit/auditLog.js';
 import { FileAuditLog } from './audit/fileAuditLog.js';
 import { systemClock, type Clock } from './clock.js';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
 import { createCustodian } from './custody/index.js';
 import type { KeyCustodian } from './custody/custodian.js';
 import { devPaths, ensureDevIdentities, ensureDevTls, signDemoApp } from './dev/bootstrap.js';
 import { Keystore } from './keys/keystore.js';
 import { KeyService } from './keys/keyService.js';
+import type { BrokerError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { formatProblem, loadPolicyDir, PolicyError } from './policy/load.js';
 import type { Policy } from './policy/types.js';
+import { listen } from './server/listen.js';
 import { createNonceStore } from './store/index.js';
 
 export const DEMO_KEY = 'demo/app-key';
@@ -31,7 +30,10 @@ export interface Broker {
   /** Paths of the TLS CA the agent should trust, when the broker made a dev CA. */
   tlsCa?: string;
   reloadPolicy(): boolean;
-  close(): Promise<void>;
+  /** What SIGHUP does: reload the policy, the TLS certificate and key, and the admin JWKS file. Each keeps its old version on failure. */
+  reload(): { policy: boolean; tls: boolean; jwks: boolean };
+  /** Stops accepting, drains requests in flight for up to `graceMs` (default: server.shutdownGraceSeconds), then closes custody and store. */
+  close(graceMs?: number): Promise<void>;
 }
 
 export interface BrokerOptions {
@@ -72,6 +74,8 @@ export interface Assembled {
   tls?: { cert: string; key: string };
   tlsCa?: string;
   reloadPolicy(): boolean;
+  /** Re-reads the admin API's JWKS file; throws ConfigError and keeps the keys in force when it is bad. */
+  reloadJwks(): void;
   close(): Promise<void>;
 }
 
@@ -88,7 +92,7 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
   }
   let tls = config.tls;
   if (!config.insecureHttp && !tls) {
-    if (!config.dev.enabled) throw new Error('no TLS certificate configured (set tls.cert and tls.key, or enable dev mode)');
+    if (!config.dev.enabled) throw new Error('no TLS certificate configured: set tls.cert and tls.key (or, on a laptop, run with --dev)');
     if (await ensureDevTls(dev, [config.listen.host])) log.info({ ca: dev.tlsCa }, 'generated a dev TLS CA and server certificate');
     tls = { cert: dev.tlsCert, key: dev.tlsKey };
     tlsCa = dev.tlsCa;
@@ -139,6 +143,7 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
     ...(tls ? { tls } : {}),
     ...(tlsCa ? { tlsCa } : {}),
     reloadPolicy,
+    reloadJwks: () => adminAuth?.reload(),
     audit,
     close: async () => {
       await store.close();
@@ -150,28 +155,40 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
 export async function startBroker(config: Config, opts: BrokerOptions = {}): Promise<Broker> {
   const log = opts.log ?? createLogger(config.log.level);
   const b = await assembleBroker(config, { ...opts, log });
-  const server = b.tls
-    ? https.createServer({ cert: readFileSync(b.tls.cert), key: readFileSync(b.tls.key), minVersion: 'TLSv1.2', ...adminTlsOptions(config.admin) }, b.app)
-    : http.createServer(b.app);
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.listen.port, config.listen.host, () => resolve());
-  });
-  const addr = server.address() as AddressInfo;
-  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const url = `${b.tls ? 'https' : 'http'}://${host}:${addr.port}`;
-  log.info({ url, custody: b.custodian.kind, tlsCa: b.tlsCa }, 'keyanchor broker listening');
+  let server;
+  try {
+    server = await listen(config, b.app, log, { ...(b.tls ? { tls: b.tls } : {}), tlsExtra: adminTlsOptions(config.admin) });
+  } catch (e) {
+    await b.close();
+    throw e;
+  }
+  log.info({ url: server.url, custody: b.custodian.kind, tlsCa: b.tlsCa, configDir: config.configDir, stateDir: config.stateDir }, 'keyanchor broker listening');
+  void b.custodian.health().then(
+    () => log.info({ custody: b.custodian.kind }, 'ready: custody answers'),
+    (e: unknown) => log.error({ custody: b.custodian.kind, code: (e as BrokerError).code, reason: (e as BrokerError).reason ?? String(e) }, 'NOT READY: custody cannot release (see /readyz)'),
+  );
+  const reloadJwks = (): boolean => {
+    try {
+      b.reloadJwks();
+      if (config.admin.jwt?.jwksFile) log.info({ jwksFile: config.admin.jwt.jwksFile }, 'admin JWKS reloaded');
+      return true;
+    } catch (e) {
+      log.error({ problems: e instanceof ConfigError ? e.problems : [String(e)] }, 'admin JWKS reload refused; the keys in force stay');
+      return false;
+    }
+  };
+  let closing: Promise<void> | undefined;
   return {
-    url,
+    url: server.url,
     ...(b.tlsCa ? { tlsCa: b.tlsCa } : {}),
     reloadPolicy: b.reloadPolicy,
-    close: async () => {
-      const closed = new Promise<void>((r) => server.close(() => r()));
-      server.closeAllConnections();
-      await closed;
-      await b.close();
-    },
+    reload: () => ({ policy: b.reloadPolicy(), tls: server.reloadTls(), jwks: reloadJwks() }),
+    close: (graceMs = config.server.shutdownGraceSeconds * 1000) =>
+      (closing ??= (async () => {
+        await server.drain(graceMs);
+        log.info('shutdown: closing the nonce store, the audit trail and custody');
+        await b.close();
+        log.info('shutdown: complete');
+      })()),
   };
 }

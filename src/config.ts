@@ -29,6 +29,8 @@ const Pkcs11Custody = z.strictObject({
   /** Hash for RSA-OAEP wrapping to the agent. SoftHSM 2.6 supports SHA-1 only. */
   oaepHash: z.enum(['SHA-1', 'SHA-256']).default('SHA-256'),
   sessions: z.number().int().min(1).max(64).default(4),
+  /** Seconds between readiness probes (a full generate-and-release round in the HSM); also run at start. */
+  probeIntervalSeconds: z.number().int().min(1).max(86_400).default(60),
 });
 
 const MemoryStore = z.strictObject({ kind: z.literal('memory') });
@@ -63,6 +65,17 @@ export const ConfigSchema = z.strictObject({
     })
     .default({ host: '127.0.0.1', port: 8443 }),
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+  /** The HTTP server: connection caps and the shutdown drain. */
+  server: z
+    .strictObject({
+      /** Open connections at most; beyond it new ones are dropped at accept. */
+      maxConnections: z.number().int().min(1).max(1_000_000).default(4096),
+      /** Open connections per client address at most (0: no per-source cap, e.g. behind a proxy). */
+      maxConnectionsPerSource: z.number().int().min(0).max(1_000_000).default(128),
+      /** On SIGTERM/SIGINT, how long requests in flight may take to finish before their connections are cut. */
+      shutdownGraceSeconds: z.number().int().min(0).max(3600).default(20),
+    })
+    .default({ maxConnections: 4096, maxConnectionsPerSource: 128, shutdownGraceSeconds: 20 }),
   /** Plain HTTP, for tests only: allowed only on a loopback address. */
   insecureHttp: z.boolean().default(false),
   stateDir: z.string().min(1).default('state'),
@@ -90,8 +103,11 @@ export const ConfigSchema = z.strictObject({
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),
-  /** Development conveniences: dev TLS CA, demo node/publisher credentials and a demo key. */
-  dev: z.strictObject({ enabled: z.boolean().default(true) }).default({ enabled: true }),
+  /**
+   * Development conveniences: dev TLS CA, demo node/publisher credentials and a demo key. Off unless
+   * asked for (`dev: { enabled: true }`, or `keyanchor serve --dev`): a production config never gets them.
+   */
+  dev: z.strictObject({ enabled: z.boolean().default(false) }).default({ enabled: false }),
 });
 
 type Parsed = z.infer<typeof ConfigSchema>;
@@ -165,9 +181,19 @@ export interface ConfigOverrides {
   port?: number;
   stateDir?: string;
   policyDir?: string;
+  /** `--dev`: dev mode on whatever the file says. */
+  dev?: boolean;
 }
 
-export function parseConfig(text: string | undefined, opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: ConfigOverrides } = {}): Config {
+export interface ParseOptions {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  overrides?: ConfigOverrides;
+  /** False: check the file alone, without reading the secrets it refers to (`config check --schema-only`). */
+  resolveSecrets?: boolean;
+}
+
+export function parseConfig(text: string | undefined, opts: ParseOptions = {}): Config {
   const env = opts.env ?? {};
   const where = opts.file ?? 'config';
   const problems: string[] = [];
@@ -194,6 +220,7 @@ export function parseConfig(text: string | undefined, opts: { file?: string; env
   if (o.insecureHttp) raw.insecureHttp = true;
   if (o.stateDir !== undefined) raw.stateDir = o.stateDir;
   if (o.policyDir !== undefined) raw.policyDir = o.policyDir;
+  if (o.dev) raw.dev = { enabled: true };
   const result = ConfigSchema.safeParse(raw);
   if (!result.success) {
     for (const p of locateIssues(result.error, locate)) {
@@ -209,7 +236,8 @@ export function parseConfig(text: string | undefined, opts: { file?: string; env
   }
   let custody: CustodyConfig = { kind: 'software' };
   if (c.custody.kind === 'pkcs11') {
-    custody = { ...c.custody, pin: resolveSecret(c.custody.pin, env, `${where} custody.pin`, configDir, problems) };
+    const pin = opts.resolveSecrets === false ? new Secret('') : resolveSecret(c.custody.pin, env, `${where} custody.pin`, configDir, problems);
+    custody = { ...c.custody, pin };
   }
   if (problems.length) throw new ConfigError(problems);
   const abs = (p: string) => path.resolve(configDir, p);
@@ -229,15 +257,15 @@ export function parseConfig(text: string | undefined, opts: { file?: string; env
   });
 }
 
-export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv, overrides: ConfigOverrides = {}): Config {
-  if (!file) return parseConfig(undefined, { env, overrides });
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv, overrides: ConfigOverrides = {}, opts: Pick<ParseOptions, 'resolveSecrets'> = {}): Config {
+  if (!file) return parseConfig(undefined, { env, overrides, ...opts });
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     throw new ConfigError([`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`]);
   }
-  return parseConfig(text, { file, env, overrides });
+  return parseConfig(text, { file, env, overrides, ...opts });
 }
 
 function deepFreeze<T>(o: T): T {

@@ -2,6 +2,7 @@
  * The `attest-agent` command line. runCli() never calls process.exit: it returns the status to
  * exit with, and prints one line on stderr for any failure (see exitCodes.ts).
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { runExec, type ExecFlags } from './commands/exec.js';
 import { runFetch, type FetchFlags } from './commands/fetch.js';
@@ -19,27 +20,41 @@ const defaultIo: CliIo = { out: (t) => process.stdout.write(t), err: (t) => proc
 
 const EXEC_KEYS = 'key to request and deliver: NAME[@VERSION]=ENVVAR (base64 in the env var) or NAME[@VERSION]:file=PATH (raw bytes, tmpfs only, 0400, removed at exit); repeatable';
 const FETCH_KEYS = 'key to request: NAME[@VERSION]; repeatable';
-const EXIT_HELP = 'Exit status: see `attest-agent exit-codes` (1 usage, 2 local config, 3-9 local checks, 10-33 broker problem codes, 40-46 transport/runtime).';
+const EXIT_HELP = 'Exit status: see `attest-agent exit-codes` (1 usage, 2 local config, 3-9 local checks, 10-34 and 50-60 broker problem codes (50 rate_limited, 51 suspended), 40-47 transport/runtime/isolation).';
 const EXEC_HELP = `
-The program is read once, hashed and copied into a private 0700 directory under --work-dir; the copy
+The program runs under --user (and --group; supplementary groups are dropped), which must not be
+able to read --node-key: the agent checks the key file and every directory above it, and refuses
+(exit 47) otherwise, or when no --user is given, unless --allow-shared-uid. Key files are owned by
+that user (mode 0400); env keys are only in the program's environment.
+The program is read once, hashed and copied into a private directory under --work-dir; the copy
 is what runs (argv[0] is the original path), so the executed bytes are the attested bytes. Signals
 SIGINT/SIGTERM/SIGHUP are forwarded; key files and the copy are removed when the program exits.
 The agent exits with the program's status (128+N if it was killed by signal N).
 ${EXIT_HELP}
 
-Example:
-  attest-agent exec --broker https://broker:8443 --ca ca.pem --node-cert node.pem --node-key node.key \
-    --key billing/db=DB_KEY --key billing/tls:file=/dev/shm/tls.key -- /usr/local/bin/billing --port 8080`;
+Example (as root, the node key readable by root only):
+  attest-agent exec --broker https://broker:8443 --ca ca.pem --node-cert node.pem --node-key /etc/keyanchor-agent/node.key \
+    --user billing --key billing/db=DB_KEY --key billing/tls:file=/dev/shm/tls.key -- /usr/local/bin/billing --port 8080`;
 const FETCH_HELP = `
 Output: one JSON object mapping each key name to its raw key bytes in standard base64, e.g.
   {"billing/db":"q83vASNFZ4mrze8BI0VniQ=="}
 --out creates the file with mode 0400 (O_EXCL: an existing file is never overwritten) and only
 on a tmpfs such as /dev/shm; --stdout prints it for a pipe.
-${EXIT_HELP}`;
+${EXIT_HELP}
+
+Example:
+  attest-agent fetch --broker https://broker:8443 --ca ca.pem --node-cert node.pem --node-key node.key \
+    --program /usr/local/bin/billing --key billing/db --out /dev/shm/billing-keys.json`;
+
+/** The version in attest-agent's package.json (beside src/ and dist/ alike, so one path serves both). */
+export function agentVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
 
 function buildProgram(io: CliIo, setStatus: (n: number) => void): Command {
   const root = new Command('attest-agent')
     .description('Measure a workload, attest it to a keyanchor broker, and hand it the keys it is granted.')
+    .version(agentVersion(), '-V, --version', 'print the version')
     .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride()
@@ -48,6 +63,9 @@ function buildProgram(io: CliIo, setStatus: (n: number) => void): Command {
   addAttestationOptions(root.command('exec'), EXEC_KEYS)
     .description('measure PROGRAM into a private copy, attest, deliver keys, run it; exits with its status')
     .option('--work-dir <dir>', 'where the private copy of the program is made (default $XDG_RUNTIME_DIR or the temp dir)')
+    .option('--user <user>', 'run the program as this user (name or uid); the agent must be root or hold CAP_SETUID/CAP_SETGID')
+    .option('--group <group>', "with --user: run as this group (name or gid) instead of the user's primary group")
+    .option('--allow-shared-uid', 'start the program even if its user could read the node key (development only)')
     .usage('[options] -- <program> [args...]')
     .addHelpText('after', EXEC_HELP)
     .argument('<program>', 'program to measure and run (after --)')

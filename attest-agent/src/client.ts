@@ -44,7 +44,7 @@ function endpoint(broker: string, path: string): URL {
 /** POSTs JSON and returns the parsed 2xx body, checked against `schema`. */
 export async function postJson<T>(options: ClientOptions, path: string, body: unknown, schema: z.ZodType<T>): Promise<T> {
   const url = endpoint(options.broker, path);
-  const { status, contentType, text } = await send(url, JSON.stringify(body), options);
+  const { status, contentType, retryAfter, text } = await send(url, JSON.stringify(body), options);
   if (status >= 200 && status < 300) {
     let json: unknown;
     try {
@@ -57,23 +57,32 @@ export async function postJson<T>(options: ClientOptions, path: string, body: un
     const issue = parsed.error.issues[0];
     throw new AgentError('broker_response_invalid', `${url.pathname}: answer does not match the protocol at ${issue?.path.join('.') || 'top'}`, { status });
   }
-  throw problemError(url, status, contentType, text);
+  throw problemError(url, status, contentType, text, parseRetryAfter(retryAfter));
 }
 
-function problemError(url: URL, status: number, contentType: string, text: string): AgentError {
+/** Retry-After as seconds from now: delta-seconds or an HTTP date (RFC 9110 §10.2.3); undefined if absent or unreadable. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  if (/^\d{1,9}$/.test(value.trim())) return Number(value.trim());
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
+}
+
+function problemError(url: URL, status: number, contentType: string, text: string, retryAfterSeconds: number | undefined): AgentError {
   const retryable = status >= 500;
+  const after = retryAfterSeconds === undefined ? {} : { retryAfterSeconds };
   if (contentType.startsWith('application/problem+json')) {
     const problem = (() => { try { return ProblemSchema.safeParse(JSON.parse(text)); } catch { return undefined; } })();
     if (problem?.success) {
       const { code, requestId, detail } = problem.data;
       const message = detail ? `${describeCode(code)}: ${oneLine(detail, 200)}` : describeCode(code);
-      return new AgentError(code, message, { requestId, retryable, status });
+      return new AgentError(code, message, { requestId, retryable, status, ...after });
     }
   }
-  return new AgentError('broker_response_invalid', `${url.pathname}: HTTP ${status} without a protocol problem`, { retryable, status });
+  return new AgentError('broker_response_invalid', `${url.pathname}: HTTP ${status} without a protocol problem`, { retryable, status, ...after });
 }
 
-interface RawResponse { status: number; contentType: string; text: string }
+interface RawResponse { status: number; contentType: string; retryAfter: string | undefined; text: string }
 
 function send(url: URL, body: string, options: ClientOptions): Promise<RawResponse> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -116,7 +125,12 @@ function send(url: URL, body: string, options: ClientOptions): Promise<RawRespon
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), text: Buffer.concat(chunks).toString('utf8') });
+        resolve({
+          status: res.statusCode ?? 0,
+          contentType: String(res.headers['content-type'] ?? ''),
+          retryAfter: res.headers['retry-after'],
+          text: Buffer.concat(chunks).toString('utf8'),
+        });
       });
     });
     req.end(body);

@@ -4,7 +4,7 @@
  * never written anywhere else; a key file outside a tmpfs is refused, because a disk-backed file
  * can outlive the process in the filesystem, its journal, or a backup.
  */
-import { closeSync, constants, openSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchownSync, openSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { AgentError } from './errors.js';
 import type { KeySpec } from './keySpecs.js';
@@ -34,8 +34,11 @@ export function checkDestinations(specs: readonly KeySpec[]): void {
   for (const s of specs) if (s.destination.kind === 'file') assertOnTmpfs(s.destination.path);
 }
 
-/** Writes `bytes` to a new file (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0400) on a tmpfs. */
-export function writeKeyFile(path: string, bytes: Uint8Array): void {
+/** Who a delivered key file belongs to: the program's user when it runs under `--user`. */
+export interface FileOwner { uid: number; gid: number }
+
+/** Writes `bytes` to a new file (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0400, owned by `owner` if given) on a tmpfs. */
+export function writeKeyFile(path: string, bytes: Uint8Array, owner?: FileOwner): void {
   assertOnTmpfs(path);
   let fd: number;
   try {
@@ -45,6 +48,7 @@ export function writeKeyFile(path: string, bytes: Uint8Array): void {
     throw new AgentError('delivery_failed', `cannot create ${path}: ${code}${code === 'EEXIST' ? ' (refusing to overwrite)' : ''}`, { cause: err });
   }
   try {
+    if (owner) fchownSync(fd, owner.uid, owner.gid); // before any byte is written
     for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
   } catch (err) {
     closeSync(fd);
@@ -75,7 +79,7 @@ export interface Delivery {
  * Delivers every key to its destination. The key buffers are zeroed afterwards: the env copies
  * are JS strings (immutable, not erasable) and the files live on tmpfs until the program exits.
  */
-export function deliverKeys(specs: readonly KeySpec[], keys: Map<string, Buffer>, baseEnv: NodeJS.ProcessEnv): Delivery {
+export function deliverKeys(specs: readonly KeySpec[], keys: Map<string, Buffer>, baseEnv: NodeJS.ProcessEnv, owner?: FileOwner): Delivery {
   const env: NodeJS.ProcessEnv = { ...baseEnv };
   const files: string[] = [];
   const cleanup = () => { while (files.length > 0) removeFile(files.pop()!); };
@@ -86,7 +90,7 @@ export function deliverKeys(specs: readonly KeySpec[], keys: Map<string, Buffer>
       const d = spec.destination;
       if (d.kind === 'env') env[d.variable] = key.toString('base64');
       else if (d.kind === 'file') {
-        writeKeyFile(d.path, key);
+        writeKeyFile(d.path, key, owner);
         files.push(resolve(d.path));
       }
     }

@@ -23,6 +23,7 @@ export const LOCAL_CODES = [
   'release_invalid',
   'exec_failed',
   'agent_internal',
+  'node_key_exposed',
 ] as const;
 export type LocalCode = (typeof LOCAL_CODES)[number];
 export type AgentErrorCode = LocalCode | ProblemCode;
@@ -35,6 +36,8 @@ export interface AgentErrorOptions {
   retryable?: boolean;
   /** HTTP status of the broker's answer, when there was one. */
   status?: number;
+  /** The broker's Retry-After, in seconds, when it sent one. */
+  retryAfterSeconds?: number;
 }
 
 export class AgentError extends Error {
@@ -43,6 +46,7 @@ export class AgentError extends Error {
   readonly requestId: string | undefined;
   readonly retryable: boolean;
   readonly status: number | undefined;
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(code: AgentErrorCode, message: string, options: AgentErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -50,6 +54,7 @@ export class AgentError extends Error {
     this.requestId = options.requestId;
     this.retryable = options.retryable ?? false;
     this.status = options.status;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

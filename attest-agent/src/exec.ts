@@ -19,6 +19,9 @@ export interface RunOptions {
   args: readonly string[];
   env: NodeJS.ProcessEnv;
   stdio?: StdioOptions;
+  /** Run as this uid and gid, with no supplementary groups (libuv calls setgroups(0, NULL) when switching). */
+  uid?: number;
+  gid?: number;
   /** Synchronous cleanup; called once, at the first of: program exit, forwarded signal, agent exit. */
   cleanup?: () => void;
 }
@@ -48,6 +51,8 @@ export function runProgram(options: RunOptions): Promise<RunningProgram> {
     argv0: options.argv0,
     env: options.env,
     stdio: options.stdio ?? 'inherit',
+    ...(options.uid !== undefined ? { uid: options.uid } : {}),
+    ...(options.gid !== undefined ? { gid: options.gid } : {}),
   });
   const forward = (signal: NodeJS.Signals) => {
     cleanup();
@@ -64,7 +69,8 @@ export function runProgram(options: RunOptions): Promise<RunningProgram> {
     child.once('error', (err: NodeJS.ErrnoException) => {
       detach();
       cleanup();
-      const hint = err.code === 'EACCES' ? ' (is the work dir mounted noexec? try --work-dir)' : '';
+      const hint = err.code === 'EACCES' ? ' (is the work dir mounted noexec? try --work-dir)'
+        : err.code === 'EPERM' ? ' (switching to --user needs root or CAP_SETUID and CAP_SETGID)' : '';
       rejectStart(new AgentError('exec_failed', `cannot start ${options.argv0}: ${err.code ?? err.message}${hint}`, { cause: err }));
     });
     child.once('spawn', () => {

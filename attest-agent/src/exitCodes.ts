@@ -6,7 +6,7 @@
  *          128+N when the program was killed by signal N)
  *   1–9    local usage/configuration/measurement/delivery failures
  *   10–34  broker problem codes (one per code in PROBLEM_STATUS)
- *   40–46  transport, response and runtime failures
+ *   40–47  transport, response, runtime and isolation failures
  *   50–69  broker problem codes added later (one per code in PROBLEM_STATUS)
  */
 import type { ProblemCode } from '../../src/protocol.js';
@@ -31,6 +31,7 @@ const LOCAL: Readonly<Record<LocalCode, Entry>> = {
   release_invalid: { exit: 44, message: 'a released key did not decrypt or did not match the request' },
   exec_failed: { exit: 45, message: 'the program could not be started' },
   agent_internal: { exit: 46, message: 'internal agent error' },
+  node_key_exposed: { exit: 47, message: 'refused to start a program whose user could read the node key (see --user, --allow-shared-uid)' },
 };
 
 const BROKER: Readonly<Record<ProblemCode, Entry>> = {

@@ -2,12 +2,13 @@
  * Programmatic API of attest-agent, for the broker's end-to-end tests and benchmarks.
  * The CLI (cli.ts) is a thin layer over the same functions.
  */
-export { attest, attestOnce, type AttestOptions, type AttestResult } from './attest.js';
-export { postJson, DEFAULT_TIMEOUT_MS, type ClientOptions } from './client.js';
+export { attest, attestOnce, openAttestation, type AttestOptions, type AttestResult, type Opening } from './attest.js';
+export { postJson, parseRetryAfter, DEFAULT_TIMEOUT_MS, type ClientOptions } from './client.js';
 export { deliverKeys, isTmpfs, assertOnTmpfs, writeKeyFile, TMPFS_MAGIC, type Delivery } from './deliver.js';
 export { AgentError, formatAgentError, LOCAL_CODES, type AgentErrorCode, type LocalCode } from './errors.js';
 export { buildEvidence, buildPayload, type EvidenceInput, type KeyRequest, type WorkloadClaims } from './evidence.js';
 export { runProgram, exitStatus, type RunOptions, type RunningProgram } from './exec.js';
+export { canSwitchUser, checkIsolation, readableBy, resolveRunAs, type RunAs } from './isolation.js';
 export { EXIT_CODES, EXIT_CODE_TABLE, exitCodeFor, formatExitCodeTable, type ExitCodeRow } from './exitCodes.js';
 export { parseKeySpec, parseKeySpecs, type KeySpec, type KeyDestination } from './keySpecs.js';
 export { measureFile, type Measurement } from './measure.js';

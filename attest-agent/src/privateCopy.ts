@@ -12,12 +12,16 @@
  * nobody but the agent's own user can reach or change the copy. The copy and its directory are
  * deleted when the program exits.
  *
+ * When the program runs under another user (`exec --user`), the directory and the copy are handed
+ * to that user's group only: directory 0710 and copy 0550, both still owned by the agent, so the
+ * program's user can execute the copy but neither it nor anyone else can change it.
+ *
  * Limitation: programs that locate resources via /proc/self/exe see the copy's path (argv[0] is
  * still the original path). The copy uses space in the work dir (RAM when it is a tmpfs).
  */
 import { createHash } from 'node:crypto';
 import { constants, existsSync, rmSync } from 'node:fs';
-import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { AgentError } from './errors.js';
@@ -41,7 +45,8 @@ export function defaultWorkDir(env: NodeJS.ProcessEnv = process.env): string {
   return xdg && existsSync(xdg) ? xdg : tmpdir();
 }
 
-export async function prepareProgram(path: string, workDir = defaultWorkDir()): Promise<PreparedProgram> {
+/** `runAsGid`: the group of the user the copy will run as, when that is not the agent's own. */
+export async function prepareProgram(path: string, workDir = defaultWorkDir(), runAsGid?: number): Promise<PreparedProgram> {
   const src = await openRegularFile(path);
   let dir: string | undefined;
   let dst: FileHandle | undefined;
@@ -56,7 +61,13 @@ export async function prepareProgram(path: string, workDir = defaultWorkDir()): 
     const size = await pump(src, hash, dst);
     // No fsync: the copy is executed from the page cache right away and deleted afterwards;
     // durability buys nothing and a disk flush costs tens of milliseconds.
-    await dst.chmod(0o500);
+    if (runAsGid === undefined) await dst.chmod(0o500);
+    else {
+      await dst.chown(process.getuid!(), runAsGid);
+      await dst.chmod(0o550);
+      await chown(dir, process.getuid!(), runAsGid);
+      await chmod(dir, 0o710);
+    }
     await dst.close();
     dst = undefined;
     const owned = dir;

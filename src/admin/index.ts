@@ -28,6 +28,7 @@ export function createAuthenticator(admin: Config['admin'], opts: { clock?: Cloc
   if (!jwt && !mtls) throw new Error('the admin API needs jwt or mtls configured');
   return {
     bearer: jwt !== undefined,
+    reload: () => jwt?.reload(),
     async authenticate(req: IncomingMessage) {
       const authorization = req.headers.authorization;
       if (authorization !== undefined) {

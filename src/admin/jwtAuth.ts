@@ -27,12 +27,16 @@ const LOOPBACK_HOST = /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/;
 
 const unauthorized = (reason: string, cause?: unknown) => new BrokerError('unauthorized', reason, cause === undefined ? undefined : { cause });
 
-/** Verifies a compact JWT and returns who it names. Throws BrokerError('unauthorized'). */
-export type JwtVerifier = (token: string) => Promise<Caller>;
+/**
+ * Verifies a compact JWT and returns who it names. Throws BrokerError('unauthorized'). `reload()`
+ * re-reads the JWKS file (SIGHUP), or starts a fresh cache of the JWKS URL; a file that does not
+ * read as a JWK Set throws ConfigError and the keys in force stay.
+ */
+export type JwtVerifier = ((token: string) => Promise<Caller>) & { reload(): void };
 
 export function jwtVerifier(cfg: JwtConfig, clock: Clock): JwtVerifier {
-  const keys = keySet(cfg);
-  return async (token) => {
+  let keys = keySet(cfg);
+  const verify = async (token: string): Promise<Caller> => {
     if (token.length > MAX_TOKEN_CHARS || !COMPACT_JWS.test(token)) throw unauthorized('bearer token is not a compact JWS');
     refuseAmbiguousJson(token);
     let payload: Record<string, unknown>;
@@ -52,6 +56,11 @@ export function jwtVerifier(cfg: JwtConfig, clock: Clock): JwtVerifier {
     }
     return callerOf(payload, cfg.groupsClaim);
   };
+  return Object.assign(verify, {
+    reload: () => {
+      keys = keySet(cfg);
+    },
+  });
 }
 
 /** The header and payload must be strict JSON: UTF-8, and no member named twice. */

@@ -24,4 +24,6 @@ export interface Authenticator {
   readonly bearer: boolean;
   /** Resolves the caller, or throws BrokerError('unauthorized') with the reason for the log only. */
   authenticate(req: IncomingMessage): Promise<Caller>;
+  /** Re-reads the bearer-token keys (the JWKS file); throws ConfigError and keeps the old ones when the new ones are bad. */
+  reload(): void;
 }

@@ -1,10 +1,43 @@
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig, type Config, type ConfigOverrides } from '../config.js';
 
-/** Reads --config (or KEYANCHOR_CONFIG) once; the embedded defaults apply when neither is given. */
-export function configFrom(cmd: Command, overrides: ConfigOverrides = {}): Config {
-  const file = (cmd.optsWithGlobals() as { config?: string }).config ?? process.env.KEYANCHOR_CONFIG;
-  return loadConfig(file, process.env, overrides);
+/** Where an installed broker keeps its config (the Debian-style default; deploy/ uses it). */
+export const SYSTEM_CONFIG = '/etc/keyanchor/config.yaml';
+
+export interface ConfigSource {
+  /** The file to read, or undefined for the embedded defaults. */
+  file: string | undefined;
+  /** How it was found: `--config`, `KEYANCHOR_CONFIG`, the system path, or nothing found. */
+  from: 'flag' | 'env' | 'system' | 'defaults';
+}
+
+/** `--config`, else `KEYANCHOR_CONFIG`, else /etc/keyanchor/config.yaml when it exists, else the embedded defaults. */
+export function locateConfig(flag: string | undefined, env: NodeJS.ProcessEnv, exists: (p: string) => boolean = existsSync, system = SYSTEM_CONFIG): ConfigSource {
+  if (flag) return { file: flag, from: 'flag' };
+  if (env.KEYANCHOR_CONFIG) return { file: env.KEYANCHOR_CONFIG, from: 'env' };
+  if (exists(system)) return { file: system, from: 'system' };
+  return { file: undefined, from: 'defaults' };
+}
+
+/** The line on stderr that says which config and state dir a command uses when `--config` did not say. */
+export function describeSource(src: ConfigSource, config: Pick<Config, 'stateDir'>): string {
+  const what =
+    src.from === 'env' ? `config ${src.file} (from KEYANCHOR_CONFIG)`
+    : src.from === 'system' ? `config ${src.file}`
+    : `the embedded defaults (no --config, KEYANCHOR_CONFIG or ${SYSTEM_CONFIG})`;
+  return `keyanchor: using ${what}, state dir ${config.stateDir}`;
+}
+
+/**
+ * Reads the config once. Unless it was named with `--config`, says on stderr which one it used and
+ * where the state dir is, so that a command run in the wrong place is noticed, not silent.
+ */
+export function configFrom(cmd: Command, overrides: ConfigOverrides = {}, opts: { resolveSecrets?: boolean } = {}): Config {
+  const src = locateConfig((cmd.optsWithGlobals() as { config?: string }).config, process.env);
+  const config = loadConfig(src.file, process.env, overrides, opts);
+  if (src.from !== 'flag') process.stderr.write(`${describeSource(src, config)}\n`);
+  return config;
 }
 
 /** Exit codes shared by every subcommand. */

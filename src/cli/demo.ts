@@ -28,14 +28,16 @@ async function reachable(url: string, ca: string): Promise<boolean> {
 }
 
 export function demoCommand(): Command {
-  return new Command('demo').description('attest the demo app and start it with its key').action(async (_o: unknown, cmd: Command) => {
+  return new Command('demo')
+    .description('attest the demo app and start it with its key (dev mode; uses the broker of `npm start` if one runs)')
+    .action(async (_o: unknown, cmd: Command) => {
     let config;
     try {
-      config = configFrom(cmd);
+      // The demo is dev mode by definition: its node, publisher and key are the dev ones.
+      config = configFrom(cmd, { dev: true });
     } catch (e) {
       reportConfigError(e);
     }
-    if (!config.dev.enabled) fail('the demo needs dev mode (dev.enabled: true)');
     const dev = devPaths(config.stateDir);
     let url = `https://${config.listen.host}:${config.listen.port}`;
     let own: Broker | undefined;
@@ -52,7 +54,10 @@ export function demoCommand(): Command {
     const agent = path.join(packageRoot(), 'attest-agent', 'bin', 'attest-agent.js');
     const args = [
       'exec', '--broker', url, '--ca', dev.tlsCa, '--node-cert', dev.nodeCert, '--node-key', dev.nodeKey,
-      '--key', `${DEMO_KEY}=DEMO_KEY`, '--sig', dev.demoAppSig, '--', dev.demoApp,
+      '--key', `${DEMO_KEY}=DEMO_KEY`, '--sig', dev.demoAppSig,
+      // The demo runs the app as you, the same user as the agent and its node key: fine on a laptop,
+      // never in production, where `--user` runs the workload under a uid that cannot read the key.
+      '--allow-shared-uid', '--', dev.demoApp,
     ];
     process.stdout.write(`$ attest-agent ${args.map((a) => (a.includes(' ') ? JSON.stringify(a) : a)).join(' ')}\n`);
     const code = await new Promise<number>((resolve) => {

@@ -3,11 +3,12 @@
  * PKCS#11 work lives in custody/pkcs11 (imported lazily, so the default install needs no
  * pkcs11js). Attributes are printed, never values, never the PIN.
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { ConfigError, type Config, type Pkcs11CustodyConfig } from '../config.js';
 import type { HsmStatus } from '../custody/pkcs11/index.js';
 import { BrokerError } from '../errors.js';
 import { EXIT, fail } from './context.js';
+import { render, withOutput, type OutputFormat } from './output.js';
 
 export interface HsmCommandIo {
   out: (text: string) => void;
@@ -18,7 +19,7 @@ const processIo: HsmCommandIo = { out: (text) => process.stdout.write(text), fai
 
 export function hsmCommand(loadConfig: () => Config, io: HsmCommandIo = processIo): Command {
   const hsm = new Command('hsm').description('manage the PKCS#11 key-encryption key (custody.kind: pkcs11)');
-  const run = (fn: (config: Pkcs11CustodyConfig, opts: { json?: boolean }) => Promise<void>) => async (opts: { json?: boolean }) => {
+  const run = (fn: (config: Pkcs11CustodyConfig, opts: { json?: boolean; output?: OutputFormat }) => Promise<void>) => async (opts: { json?: boolean; output?: OutputFormat }) => {
     try {
       await fn(pkcs11Config(loadConfig()), opts);
     } catch (e) {
@@ -39,18 +40,19 @@ export function hsmCommand(loadConfig: () => Config, io: HsmCommandIo = processI
       }),
     );
 
-  hsm
-    .command('status')
-    .description('show the token, the mechanisms keyanchor needs and the KEK attributes; exit 1 if the KEK is not usable')
-    .option('--json', 'print the status as JSON')
-    .action(
-      run(async (config, opts) => {
-        const { hsmStatus } = await import('../custody/pkcs11/index.js');
-        const s = await hsmStatus(config);
-        io.out(opts.json ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s));
-        if (!s.ok) process.exitCode = EXIT.failure;
-      }),
-    );
+  withOutput(
+    hsm
+      .command('status')
+      .description('show the token, the mechanisms keyanchor needs and the KEK attributes, and run one release through the configured mechanisms; exit 1 if a release would fail')
+      .addOption(new Option('--json', 'same as -o json').hideHelp()),
+  ).action(
+    run(async (config, opts) => {
+      const { hsmStatus } = await import('../custody/pkcs11/index.js');
+      const s = await hsmStatus(config);
+      io.out(render(opts.json ? 'json' : (opts.output ?? 'text'), s, formatStatus));
+      if (!s.ok) process.exitCode = EXIT.failure;
+    }),
+  );
 
   return hsm;
 }
@@ -70,6 +72,7 @@ function formatStatus(s: HsmStatus): string {
   }
   for (const p of s.kek.problems) lines.push(`problem:    ${p}`);
   for (const w of s.kek.warnings) lines.push(`warning:    ${w}`);
+  if (s.probe.ran) lines.push(`release:    ${s.probe.mechanisms}: ${s.probe.ok ? 'a probe release went through' : `FAILED: ${s.probe.problem}`}`);
   lines.push(s.ok ? 'ok' : 'NOT USABLE');
   return lines.join('\n') + '\n';
 }

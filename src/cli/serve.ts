@@ -1,22 +1,28 @@
 import { Command } from 'commander';
-import { startBroker } from '../broker.js';
+import { DEMO_KEY, startBroker } from '../broker.js';
 import { BrokerError } from '../errors.js';
 import { formatProblem, PolicyError } from '../policy/load.js';
 import { configFrom, EXIT, fail, reportConfigError } from './context.js';
 
+export const devBanner = (stateDir: string) =>
+  `keyanchor: DEV MODE (--dev or dev.enabled): a dev TLS CA, demo node and publisher credentials and the demo key ${DEMO_KEY} ` +
+  `live in ${stateDir}; anyone with that directory can attest as the demo node. Never run a broker in dev mode in production.\n`;
+
 export function serveCommand(): Command {
   return new Command('serve')
-    .description('run the broker (HTTPS; embedded defaults when no config is given)')
+    .description('run the broker (HTTPS; TLS from the config, or a dev CA with --dev)')
     .option('--host <host>', 'listen address (default 127.0.0.1)')
-    .option('--port <port>', 'listen port (default 8443; 0 picks a free one)', (v) => Number.parseInt(v, 10))
+    .option('--port <port>', 'listen port (default 8443; 0 picks a free one, printed on start)', (v) => Number.parseInt(v, 10))
     .option('--insecure-http', 'plain HTTP, only on a loopback address, for tests')
-    .action(async (o: { host?: string; port?: number; insecureHttp?: boolean }, cmd: Command) => {
+    .option('--dev', 'dev mode: dev TLS CA, demo credentials and the demo key in the state dir (never in production)')
+    .action(async (o: { host?: string; port?: number; insecureHttp?: boolean; dev?: boolean }, cmd: Command) => {
       let config;
       try {
-        config = configFrom(cmd, { host: o.host, port: o.port, insecureHttp: o.insecureHttp });
+        config = configFrom(cmd, { host: o.host, port: o.port, insecureHttp: o.insecureHttp, dev: o.dev });
       } catch (e) {
         reportConfigError(e);
       }
+      if (config.dev.enabled) process.stderr.write(devBanner(config.stateDir));
       let broker;
       try {
         broker = await startBroker(config);
@@ -27,9 +33,20 @@ export function serveCommand(): Command {
       }
       process.stdout.write(`keyanchor listening on ${broker.url}\n`);
       if (broker.tlsCa) process.stdout.write(`dev TLS CA (give it to agents with --ca): ${broker.tlsCa}\n`);
-      process.on('SIGHUP', () => broker.reloadPolicy());
-      const stop = () => void broker.close().then(() => process.exit(0));
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
+      process.on('SIGHUP', () => void broker.reload());
+      let stopping = false;
+      const stop = (signal: NodeJS.Signals) => {
+        if (stopping) {
+          process.stderr.write(`keyanchor: ${signal} again: stopping now, without waiting for requests in flight\n`);
+          process.exit(EXIT.failure);
+        }
+        stopping = true;
+        broker.close().then(
+          () => process.exit(EXIT.ok),
+          (e: unknown) => fail(`shutdown failed: ${e instanceof BrokerError ? `${e.code}: ${e.reason}` : String(e)}`),
+        );
+      };
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
     });
 }

@@ -3,6 +3,7 @@
  * any data key: it makes data keys already wrapped for the keystore, and re-encrypts a wrapped
  * data key to an attested agent's ephemeral key. Backends: software (default) and pkcs11.
  */
+import { BrokerError } from '../errors.js';
 import type { RecipientJwk, RecipientKeyType, ReleasedKey } from '../protocol.js';
 
 /** Identifies one key version; it is bound to the wrapped blob as associated data. */
@@ -35,3 +36,18 @@ export interface KeyCustodian {
 
 /** The associated data that binds a wrapped blob to its key name and version. */
 export const keyAad = (ref: KeyRef): Buffer => Buffer.from(`keyanchor:key:v1:${ref.name}:${ref.version}`, 'utf8');
+
+/**
+ * What health() throws when custody answers but a release would fail (a mechanism or hash the token
+ * refuses). `summary` names the cause in config terms, without HSM detail, so `/readyz` can show it;
+ * `reason` (with the CKR_* and the rest) is for the log.
+ */
+export class CustodyNotReady extends BrokerError {
+  constructor(
+    readonly summary: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super('custody_unavailable', reason, options);
+  }
+}

@@ -6,10 +6,11 @@ export interface RequestLocals {
   requestId: string;
 }
 
-export function sendProblem(res: Response, err: BrokerError): void {
+/** `detail` only where it tells a client nothing it could exploit (the readiness summary). */
+export function sendProblem(res: Response, err: BrokerError, detail?: string): void {
   const requestId = (res.locals as RequestLocals).requestId;
   if (err.status === 503) res.setHeader('Retry-After', '1');
-  res.status(err.status).type('application/problem+json').send(JSON.stringify(toProblem(err, requestId)));
+  res.status(err.status).type('application/problem+json').send(JSON.stringify({ ...toProblem(err, requestId), ...(detail ? { detail } : {}) }));
 }
 
 /** Body-parser and other framework errors mapped onto stable codes; never a 5xx for bad input. */

@@ -2,13 +2,14 @@
 import express, { type Request, type Response, type Router } from 'express';
 import type { AuditLog } from '../audit/auditLog.js';
 import type { NonceService } from '../attestation/nonces.js';
-import type { KeyCustodian } from '../custody/custodian.js';
+import { CustodyNotReady, type KeyCustodian } from '../custody/custodian.js';
 import { BrokerError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { AttestRequestSchema, MAX_EVIDENCE_BYTES, PROTOCOL_VERSION, type AttestResponse, type ChallengeResponse } from '../protocol.js';
 import { attestAndRelease, type ReleaseDeps, type Trail } from '../release.js';
 import { asBrokerError } from '../errors.js';
-import type { RequestLocals } from './problem.js';
+import { brokerVersion } from '../version.js';
+import { sendProblem, type RequestLocals } from './problem.js';
 import { rawJsonBody, strictJsonBody } from './strictBody.js';
 
 export interface RouteDeps {
@@ -82,10 +83,17 @@ export function apiRoutes(deps: RouteDeps): Router {
   r.all('/v1/attest', methodNotAllowed);
 
   r.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+    res.json({ status: 'ok', version: brokerVersion() });
   });
   r.get('/readyz', async (_req, res) => {
-    await deps.custodian.health();
+    try {
+      await deps.custodian.health();
+    } catch (e) {
+      if (!(e instanceof CustodyNotReady)) throw e;
+      // A token that answers but cannot release: say why in config terms; the HSM detail stays in the log.
+      deps.log.warn({ code: e.code, reason: e.reason }, 'not ready');
+      return sendProblem(res, e, `not ready: ${e.summary}`);
+    }
     res.json({ status: 'ready' });
   });
   return r;

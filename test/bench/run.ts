@@ -138,7 +138,7 @@ async function benchAgentOverhead(w: World, files: Files): Promise<{ execMs: num
     return performance.now() - t;
   };
   try {
-    const args = ['exec', '--broker', broker.url, '--ca', files.ca, '--node-cert', files.nodeCert, '--node-key', files.nodeKey, '--key', `${APP_KEY}=APP_KEY`, '--', w.app.path];
+    const args = ['exec', '--allow-shared-uid', '--broker', broker.url, '--ca', files.ca, '--node-cert', files.nodeCert, '--node-key', files.nodeKey, '--key', `${APP_KEY}=APP_KEY`, '--', w.app.path];
     const execRuns: number[] = [];
     const nodeRuns: number[] = [];
     for (let i = 0; i < (quick ? 5 : 15); i++) {

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ConfigSchema, parseConfig } from '../../src/config.js';
+import { pkcs11ToolKekCommand } from '../../src/custody/pkcs11/kek.js';
 
 const doc = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
 
@@ -32,6 +33,10 @@ describe('docs/operations.md', () => {
     const c = parseConfig(m![1], { file: '/etc/keyanchor/config.yaml', env: { KEYANCHOR_HSM_PIN: '1234' } });
     expect(c.custody.kind).toBe('pkcs11');
     expect(c.admin.enabled).toBe(true);
+  });
+  it('gives the same pkcs11-tool command for a KEK as `keyanchor hsm status` suggests', () => {
+    expect(doc).toContain(`\n${pkcs11ToolKekCommand('/usr/lib/softhsm/libsofthsm2.so', 'keyanchor-kek', '01')}\n`);
+    expect(doc.match(/^pkcs11-tool .*--keygen.*$/gm)).toHaveLength(1);
   });
   it('documents every option', () => {
     const paths = optionPaths();

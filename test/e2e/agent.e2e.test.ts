@@ -71,7 +71,7 @@ const common = (o: { cert?: string; key?: string; url?: string } = {}) => [
   '--broker', o.url ?? broker.url, '--ca', files.tlsCa!, '--node-cert', o.cert ?? files.nodeCert!, '--node-key', o.key ?? files.nodeKey!, '--retries', '0',
 ];
 const execApp = (extra: string[], program = w.app.path, o: Parameters<typeof common>[0] = {}) =>
-  runAgent(['exec', ...common(o), '--key', `${APP_KEY}=APP_KEY`, ...extra, '--', program]);
+  runAgent(['exec', '--allow-shared-uid', ...common(o), '--key', `${APP_KEY}=APP_KEY`, ...extra, '--', program]);
 
 describe('attest-agent exec against keyanchor serve', () => {
   it('runs the program with its key when everything checks out (openssl-made signature beside the program)', async () => {
@@ -117,7 +117,7 @@ describe('attest-agent exec against keyanchor serve', () => {
   });
 
   it('refuses a key that is not granted', async () => {
-    const r = await runAgent(['exec', ...common(), '--key', `${UNGRANTED_KEY}=K`, '--', w.app.path]);
+    const r = await runAgent(['exec', '--allow-shared-uid', ...common(), '--key', `${UNGRANTED_KEY}=K`, '--', w.app.path]);
     expect(r.code).toBe(EXIT_CODES.key_not_granted);
     expect(r.stdout).toBe('');
   });
@@ -147,7 +147,7 @@ describe('attest-agent exec against keyanchor serve', () => {
     chmodSync(prog, 0o755);
     openssl('dgst', '-sha256', '-sign', files.publisherKey!, '-out', `${prog}.sig`, prog);
     try {
-      const r = await runAgent(['exec', ...common(), '--key', `${APP_KEY}:file=${keyFile}`, '--', prog]);
+      const r = await runAgent(['exec', '--allow-shared-uid', ...common(), '--key', `${APP_KEY}:file=${keyFile}`, '--', prog]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout.trim()).toBe('400 32');
       expect(existsSync(keyFile)).toBe(false);
@@ -157,7 +157,7 @@ describe('attest-agent exec against keyanchor serve', () => {
   });
 
   it('refuses a key file outside a tmpfs', async () => {
-    const r = await runAgent(['exec', ...common(), '--key', `${APP_KEY}:file=${path.join(w.dir, 'k')}`, '--', w.app.path]);
+    const r = await runAgent(['exec', '--allow-shared-uid', ...common(), '--key', `${APP_KEY}:file=${path.join(w.dir, 'k')}`, '--', w.app.path]);
     expect(r.code).toBe(EXIT_CODES.tmpfs_refused);
     expect(existsSync(path.join(w.dir, 'k'))).toBe(false);
   });
@@ -208,10 +208,10 @@ describe('attest-agent exec against keyanchor serve', () => {
     );
     broker.proc.kill('SIGHUP');
     await waitFor(() => broker.output().includes('image.yaml'));
-    const ok = await runAgent(['exec', ...common(), '--key', `${IMG_KEY}=K`, '--oci-layout', `${layout}:v1`, '--', pinned]);
+    const ok = await runAgent(['exec', '--allow-shared-uid', ...common(), '--key', `${IMG_KEY}=K`, '--oci-layout', `${layout}:v1`, '--', pinned]);
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toContain('pinned ran');
-    const bad = await runAgent(['exec', ...common(), '--key', `${IMG_KEY}=K`, '--image-digest', `sha256:${'0'.repeat(64)}`, '--', pinned]);
+    const bad = await runAgent(['exec', '--allow-shared-uid', ...common(), '--key', `${IMG_KEY}=K`, '--image-digest', `sha256:${'0'.repeat(64)}`, '--', pinned]);
     expect(bad.code).toBe(EXIT_CODES.software_not_approved);
   });
 
@@ -238,7 +238,7 @@ async function keyViaExec(): Promise<Buffer> {
   chmodSync(prog, 0o755);
   openssl('dgst', '-sha256', '-sign', files.publisherKey!, '-out', `${prog}.sig`, prog);
   try {
-    const r = await runAgent(['exec', ...common(), '--key', `${APP_KEY}:file=${keyFile}`, '--', prog]);
+    const r = await runAgent(['exec', '--allow-shared-uid', ...common(), '--key', `${APP_KEY}:file=${keyFile}`, '--', prog]);
     expect(r.code, r.stderr).toBe(0);
     const key = Buffer.from(r.stdout.trim(), 'base64');
     expect(key).toHaveLength(32);

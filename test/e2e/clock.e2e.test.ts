@@ -60,7 +60,7 @@ afterAll(async () => {
 });
 
 const agentExec = () =>
-  runAgent(['exec', '--broker', proxyUrl, '--node-cert', path.join(w.dir, 'node.pem'), '--node-key', path.join(w.dir, 'node.key'), '--retries', '0', '--key', `${APP_KEY}=APP_KEY`, '--', w.app.path]);
+  runAgent(['exec', '--allow-shared-uid', '--broker', proxyUrl, '--node-cert', path.join(w.dir, 'node.pem'), '--node-key', path.join(w.dir, 'node.key'), '--retries', '0', '--key', `${APP_KEY}=APP_KEY`, '--', w.app.path]);
 
 describe('with an injected broker clock', () => {
   it('the agent succeeds when the clock stands still', async () => {

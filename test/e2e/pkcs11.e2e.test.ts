@@ -18,9 +18,9 @@ import { decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../attest-agent/src/exitCodes.js';
 import type { HsmStatus } from '../../src/custody/pkcs11/index.js';
-import { issueCertificate, SERVER_AUTH } from '../../src/pki.js';
 import { run, runAgent, runKeyanchor, startBrokerProcess, type BrokerProcess, type Ran, BROKER_CLI } from '../helpers/processes.js';
 import { createSoftHsm, softhsmAvailable, type SoftHsm } from '../helpers/softhsm.js';
+import { writeTlsWorld, type TlsWorldFiles } from '../helpers/tlsWorld.js';
 import { APP_KEY, makeWorld, type World } from '../helpers/world.js';
 
 const PIN_ENV = 'KEYANCHOR_HSM_PIN';
@@ -31,7 +31,7 @@ const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['
 describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('PKCS#11 custody end to end (SoftHSM2, real processes)', () => {
   let hsm: SoftHsm;
   let w: World;
-  let files: { config: string; tlsCa: string; tlsCert: string; tlsKey: string; nodeCert: string; nodeKey: string; publisherKey: string };
+  let files: TlsWorldFiles;
   /** What every child process gets: the token's softhsm2.conf and the PIN, passed explicitly. */
   let env: NodeJS.ProcessEnv;
   let shmDir: string;
@@ -50,28 +50,10 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('PKCS#11 custody end to
     w = await makeWorld();
     shmDir = path.join('/dev/shm', `keyanchor-pkcs11-e2e-${process.pid}`);
     mkdirSync(shmDir, { recursive: true, mode: 0o700 });
-    const f = (n: string) => path.join(w.dir, n);
-    files = {
-      config: f('broker.json'), tlsCa: f('tls-ca.pem'), tlsCert: f('tls.pem'), tlsKey: f('tls.key'),
-      nodeCert: f('node.pem'), nodeKey: f('node.key'), publisherKey: f('publisher.key'),
-    };
-    const tlsCa = await issueCertificate({ subject: 'CN=pkcs11 e2e TLS CA', ca: true });
-    const tls = await issueCertificate({ subject: 'CN=broker', ips: ['127.0.0.1'], dns: ['localhost'], eku: [SERVER_AUTH] }, tlsCa);
-    writeFileSync(files.tlsCa, tlsCa.certPem);
-    writeFileSync(files.tlsCert, tls.certPem);
-    writeFileSync(files.tlsKey, tls.keyPem, { mode: 0o600 });
-    writeFileSync(files.nodeCert, w.node.certPem);
-    writeFileSync(files.nodeKey, w.node.keyPem, { mode: 0o600 });
-    writeFileSync(files.publisherKey, w.publisher.privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    writeFileSync(
-      files.config,
-      JSON.stringify({
-        stateDir: w.stateDir, policyDir: w.policyDir, tls: { cert: files.tlsCert, key: files.tlsKey },
-        listen: { host: '127.0.0.1', port: 0 }, dev: { enabled: false }, log: { level: 'info' },
-        // SoftHSM 2.6 does RSA-OAEP with SHA-1 only.
-        custody: { kind: 'pkcs11', module: hsm.module, token: { label: hsm.label }, pin: { env: PIN_ENV }, kekLabel: KEK_LABEL, oaepHash: 'SHA-1' },
-      }),
-    );
+    files = await writeTlsWorld(w, {
+      // SoftHSM 2.6 does RSA-OAEP with SHA-1 only.
+      config: { custody: { kind: 'pkcs11', module: hsm.module, token: { label: hsm.label }, pin: { env: PIN_ENV }, kekLabel: KEK_LABEL, oaepHash: 'SHA-1' } },
+    });
     env = { SOFTHSM2_CONF: hsm.conf, [PIN_ENV]: hsm.pin };
   });
 
@@ -162,7 +144,7 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('PKCS#11 custody end to
 
     const execPrintKey = (url = broker.url) =>
       runAgent([
-        'exec', '--broker', url, '--ca', files.tlsCa, '--node-cert', files.nodeCert, '--node-key', files.nodeKey, '--retries', '0',
+        'exec', '--allow-shared-uid', '--broker', url, '--ca', files.tlsCa, '--node-cert', files.nodeCert, '--node-key', files.nodeKey, '--retries', '0',
         '--key', `${APP_KEY}:file=${keyFile}`, '--', prog,
       ]);
 

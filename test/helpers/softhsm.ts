@@ -116,6 +116,7 @@ export function softhsmCustodyConfig(hsm: SoftHsm, overrides: Partial<Pkcs11Cust
     wrapMechanism: 'AES_KEY_WRAP_PAD',
     oaepHash: 'SHA-1',
     sessions: 4,
+    probeIntervalSeconds: 60,
     ...overrides,
   };
 }

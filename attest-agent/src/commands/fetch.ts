@@ -10,7 +10,7 @@ import { parseKeySpecs } from '../keySpecs.js';
 import { measureFile } from '../measure.js';
 import { zeroKeys } from '../release.js';
 import { resolveProgram } from '../workload.js';
-import { keyRequests, readAttestationInputs, workloadFromFlags, type AttestationFlags } from './options.js';
+import { keyRequests, startAttestation, workloadFromFlags, type AttestationFlags } from './options.js';
 
 export interface FetchFlags extends AttestationFlags {
   program: string;
@@ -25,11 +25,15 @@ export async function runFetch(flags: FetchFlags, write: (text: string) => void 
   if (withDestination) throw new AgentError('usage', `fetch takes --key NAME[@VERSION]; ${withDestination.name} names a destination`);
   if (flags.out !== undefined) assertOnTmpfs(flags.out);
 
-  const inputs = await readAttestationInputs(flags);
   const path = resolveProgram(flags.program);
-  const { sha256 } = await measureFile(path);
-  const workload = await workloadFromFlags({ path, sha256 }, flags);
-  const { keys } = await attest({ ...inputs, workload, keys: keyRequests(specs) });
+  const { inputs, opening, measured: { sha256 } } = await startAttestation(flags, () => measureFile(path));
+  let keys: Map<string, Buffer>;
+  try {
+    const workload = await workloadFromFlags({ path, sha256 }, flags);
+    ({ keys } = await attest({ ...inputs, workload, keys: keyRequests(specs) }, opening));
+  } finally {
+    opening.close();
+  }
 
   const body: Record<string, string> = Object.create(null);
   for (const [name, key] of keys) body[name] = key.toString('base64');

@@ -3,7 +3,9 @@
  * Files named on the command line are read here; nothing below this layer reads argv or env.
  */
 import { readFile } from 'node:fs/promises';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { RecipientKeyType } from '../../../src/protocol.js';
+import { openAttestation, type Opening } from '../attest.js';
 import { AgentError } from '../errors.js';
 import type { KeyRequest, WorkloadClaims } from '../evidence.js';
 import { readNodeIdentity, type NodeIdentity } from '../nodeIdentity.js';
@@ -23,6 +25,8 @@ export interface AttestationFlags {
   sigCert?: string;
   timeoutMs: number;
   retries: number;
+  waitOnRateLimit: number;
+  recipientType?: RecipientKeyType;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -49,7 +53,9 @@ export function addAttestationOptions(cmd: Command, keyHelp: string): Command {
     .option('--image-sig <payload:sig>', 'cosign simple-signing payload file and signature file (repeatable)', collect, [])
     .option('--sig-cert <file>', 'PEM certificate chain of the publisher, attached to every signature as x5c')
     .option('--timeout-ms <n>', 'deadline for each HTTP request', integer(1, 600_000), 10_000)
-    .option('--retries <n>', 'extra attempts on network errors, timeouts and 5xx', integer(0, 10), 3);
+    .option('--retries <n>', 'extra attempts on network errors, timeouts and 5xx', integer(0, 10), 3)
+    .addOption(new Option('--recipient-type <type>', 'make the ephemeral recipient key of this type at start, alongside the first request (RSA for a broker with PKCS#11 custody); default: the type the broker names, made when it does').choices(['EC', 'RSA']))
+    .option('--wait-on-rate-limit <seconds>', "when rate-limited, wait as the broker's Retry-After says and try again, up to this many seconds in all (default 0: fail at once)", integer(0, 3600), 0);
 }
 
 export interface AttestationInputs {
@@ -58,14 +64,27 @@ export interface AttestationInputs {
   node: NodeIdentity;
   timeoutMs: number;
   retries: number;
+  retry: { rateLimitWaitSeconds: number };
 }
 
-export async function readAttestationInputs(flags: AttestationFlags): Promise<AttestationInputs> {
-  const node = await readNodeIdentity(flags.nodeCert, flags.nodeKey);
+/**
+ * Reads the inputs and runs `measure` (hashing the program) while the challenge, and then the
+ * recipient key, are already on their way (attest.ts). On any failure nothing is left open.
+ */
+export async function startAttestation<T>(flags: AttestationFlags, measure: () => Promise<T>, discard: (measured: T) => void = () => undefined): Promise<{ inputs: AttestationInputs; opening: Opening; measured: T }> {
   const ca = flags.ca === undefined ? undefined : await readFile(flags.ca).catch((err: NodeJS.ErrnoException) => {
     throw new AgentError('config', `cannot read --ca ${flags.ca}: ${err.code ?? err.message}`, { cause: err });
   });
-  return { broker: flags.broker, node, timeoutMs: flags.timeoutMs, retries: flags.retries, ...(ca ? { ca } : {}) };
+  const access = { broker: flags.broker, timeoutMs: flags.timeoutMs, ...(ca ? { ca } : {}) };
+  const opening = openAttestation(access, flags.recipientType);
+  const [node, measured] = await Promise.allSettled([readNodeIdentity(flags.nodeCert, flags.nodeKey), measure()]);
+  if (node.status === 'rejected' || measured.status === 'rejected') {
+    opening.close();
+    if (measured.status === 'fulfilled') discard(measured.value);
+    throw node.status === 'rejected' ? node.reason : (measured as PromiseRejectedResult).reason;
+  }
+  const inputs = { ...access, node: node.value, retries: flags.retries, retry: { rateLimitWaitSeconds: flags.waitOnRateLimit } };
+  return { inputs, opening, measured: measured.value };
 }
 
 function splitImageSig(spec: string): { payload: string; sig: string } {

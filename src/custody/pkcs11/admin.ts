@@ -5,9 +5,11 @@
 import type { Pkcs11CustodyConfig } from '../../config.js';
 import { BrokerError } from '../../errors.js';
 import { CKF, CKM } from './constants.js';
+import { Pkcs11Custodian } from './custodian.js';
 import { custodyError } from './errors.js';
 import { assessKek, findSecretKeys, generateKek, kekId, kekRemedy, readKekAttributes, type KekAttributes } from './kek.js';
 import { Pkcs11Library, slotIdOf, type Handle, type Pkcs11Internals } from './library.js';
+import { SessionPool } from './sessions.js';
 
 export interface HsmStatus {
   module: { path: string; manufacturer: string; description: string; version: string };
@@ -15,7 +17,9 @@ export interface HsmStatus {
   /** Mechanisms keyanchor uses, and whether the token lists them. */
   mechanisms: Record<string, boolean>;
   kek: { label: string; found: number; kekId?: string; attributes?: KekAttributes; problems: string[]; warnings: string[] };
-  /** True when the custodian would accept this token and KEK. */
+  /** The readiness probe (probe.ts) with the configured mechanisms; run only when the KEK is acceptable. */
+  probe: { ran: false } | { ran: true; mechanisms: string; ok: boolean; problem?: string };
+  /** True when the custodian would accept this token and KEK and a release goes through. */
   ok: boolean;
 }
 
@@ -27,6 +31,7 @@ export interface HsmInitResult {
 }
 
 type AdminConfig = Pick<Pkcs11CustodyConfig, 'module' | 'token' | 'pin' | 'kekLabel'>;
+type StatusConfig = AdminConfig & Pick<Pkcs11CustodyConfig, 'wrapMechanism' | 'oaepHash'>;
 
 const MECHANISMS = {
   AES_KEY_GEN: CKM.AES_KEY_GEN,
@@ -67,8 +72,31 @@ export async function hsmInit(config: AdminConfig, internals?: Pkcs11Internals):
   });
 }
 
-/** Token facts and the KEK's attributes (never its value), with what is wrong or loose about it. */
-export async function hsmStatus(config: AdminConfig, internals?: Pkcs11Internals): Promise<HsmStatus> {
+/**
+ * Token facts and the KEK's attributes (never its value), with what is wrong or loose about it, and
+ * the result of one release round through the configured mechanisms (what `/readyz` reports too).
+ */
+export async function hsmStatus(config: StatusConfig, internals?: Pkcs11Internals): Promise<HsmStatus> {
+  const status = await tokenStatus(config, internals);
+  if (!status.ok) return status;
+  const mechanisms = `${config.wrapMechanism}, AES_CMAC, RSA-OAEP/${config.oaepHash}, AES_GCM`;
+  const failure = await probeToken(config, internals);
+  status.probe = { ran: true, mechanisms, ok: !failure, ...(failure ? { problem: failure.reason.replace(/^pkcs11: readiness probe: /, '') } : {}) };
+  status.ok = !failure;
+  return status;
+}
+
+async function probeToken(config: StatusConfig, internals: Pkcs11Internals | undefined): Promise<BrokerError | undefined> {
+  const full = { ...config, sessions: 1, probeIntervalSeconds: 60 } as Pkcs11CustodyConfig;
+  const custodian = new Pkcs11Custodian(await SessionPool.open(full, internals), full);
+  try {
+    return await custodian.probe();
+  } finally {
+    await custodian.close();
+  }
+}
+
+async function tokenStatus(config: AdminConfig, internals?: Pkcs11Internals): Promise<HsmStatus> {
   return withUserSession('hsm status', config, internals, async (lib, slot, session) => {
     const mod = lib.mod;
     const m = mod.C_GetInfo();
@@ -104,6 +132,7 @@ export async function hsmStatus(config: AdminConfig, internals?: Pkcs11Internals
       },
       mechanisms,
       kek,
+      probe: { ran: false },
       ok: kek.problems.length === 0,
     };
   });

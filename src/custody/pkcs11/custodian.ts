@@ -32,6 +32,7 @@ import { CK_PARAMS, CKA, CKG, CKK, CKM, CKO, CKR, CKZ_DATA_SPECIFIED } from './c
 import { ckrOf, failureName, recoveryFor } from './errors.js';
 import { compactJwe, encodeProtectedHeader, GCM_IV_BYTES, GCM_TAG_BYTES, type CekAlg } from './jwe.js';
 import type { Handle, Pkcs11Module } from './library.js';
+import { makeProbeKey, probeRelease, type ProbeKey } from './probe.js';
 import type { Lease, SessionPool } from './sessions.js';
 
 const DATA_KEY_BYTES = 32;
@@ -48,6 +49,9 @@ const OAEP = {
   'SHA-1': { alg: 'RSA-OAEP', hashAlg: CKM.SHA_1, mgf: CKG.MGF1_SHA1 },
   'SHA-256': { alg: 'RSA-OAEP-256', hashAlg: CKM.SHA256, mgf: CKG.MGF1_SHA256 },
 } as const satisfies Record<Pkcs11CustodyConfig['oaepHash'], { alg: CekAlg; hashAlg: number; mgf: number }>;
+
+/** One RSA key for every probe in this process (making one costs ~100 ms of CPU). */
+let probeKey: Promise<ProbeKey> | undefined;
 
 /** Refusals of the OAEP parameters, as opposed to a failing device. */
 const OAEP_REFUSED: ReadonlySet<number> = new Set([CKR.ARGUMENTS_BAD, CKR.MECHANISM_INVALID, CKR.MECHANISM_PARAM_INVALID]);
@@ -72,12 +76,17 @@ export class Pkcs11Custodian implements KeyCustodian {
   readonly #wrapAlg: WrapAlg;
   readonly #oaep: (typeof OAEP)[keyof typeof OAEP];
   readonly #oaepHash: Pkcs11CustodyConfig['oaepHash'];
+  readonly #wrapMechanism: Pkcs11CustodyConfig['wrapMechanism'];
+  #probeFailure: BrokerError | undefined;
+  #probing: Promise<BrokerError | undefined> | undefined;
+  #probeTimer: NodeJS.Timeout | undefined;
 
   constructor(pool: SessionPool, config: Pick<Pkcs11CustodyConfig, 'wrapMechanism' | 'oaepHash'>) {
     this.#pool = pool;
     this.#wrapAlg = `pkcs11:${config.wrapMechanism}`;
     this.#oaep = OAEP[config.oaepHash];
     this.#oaepHash = config.oaepHash;
+    this.#wrapMechanism = config.wrapMechanism;
   }
 
   get kekId(): string {
@@ -126,11 +135,39 @@ export class Pkcs11Custodian implements KeyCustodian {
     });
   }
 
-  health(): Promise<void> {
-    return this.#pool.health();
+  /**
+   * Ready when a session is logged in with the KEK in place and the last readiness probe (probe.ts)
+   * passed. After a failed probe, each call probes again, so readiness returns with the token.
+   */
+  async health(): Promise<void> {
+    await this.#pool.health();
+    const failure = this.#probeFailure && (await this.probe());
+    if (failure) throw failure;
   }
 
-  close(): Promise<void> {
+  /** Runs the readiness probe now (one at a time) and returns its failure, if any; health() reports it. */
+  probe(): Promise<BrokerError | undefined> {
+    this.#probing ??= (async () => {
+      try {
+        await probeRelease(this, await (probeKey ??= makeProbeKey()), { wrapMechanism: this.#wrapMechanism, oaepHash: this.#oaepHash });
+        this.#probeFailure = undefined;
+      } catch (e) {
+        this.#probeFailure = e instanceof BrokerError ? e : new BrokerError('custody_unavailable', `pkcs11: readiness probe: ${String(e)}`, { cause: e });
+      }
+      return this.#probeFailure;
+    })().finally(() => (this.#probing = undefined));
+    return this.#probing;
+  }
+
+  /** Probes every `intervalMs` until close(); the timer never keeps the process alive. */
+  probeEvery(intervalMs: number): void {
+    clearInterval(this.#probeTimer);
+    this.#probeTimer = setInterval(() => void this.probe(), intervalMs).unref();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#probeTimer);
+    await this.#probing;
     return this.#pool.close();
   }
 

@@ -17,9 +17,14 @@ export type { Pkcs11Internals, Pkcs11Module } from './library.js';
 /**
  * Connects to the configured token (session pool logged in, KEK found and checked) and returns
  * the custodian. Throws BrokerError('custody_unavailable') when the module, token, PIN or KEK is
- * not right. `internals` is for tests only.
+ * not right. A token that is reachable but cannot release (a mechanism or OAEP hash it refuses)
+ * still gives a custodian, whose health() says why (the readiness probe runs once here, then every
+ * `probeIntervalSeconds`). `internals` is for tests only.
  */
 export async function createPkcs11Custodian(config: Pkcs11CustodyConfig, internals?: Pkcs11Internals): Promise<KeyCustodian & { readonly kekId: string }> {
   const pool = await SessionPool.open(config, internals);
-  return new Pkcs11Custodian(pool, config);
+  const custodian = new Pkcs11Custodian(pool, config);
+  await custodian.probe();
+  custodian.probeEvery(config.probeIntervalSeconds * 1000);
+  return custodian;
 }

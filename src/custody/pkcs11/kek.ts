@@ -111,9 +111,20 @@ export const kekId = (label: string, idHex: string, tokenSerial: string): string
   `pkcs11:${label}:${idHex || createHash('sha256').update(`${label}\0${tokenSerial}`).digest('hex').slice(0, 32)}`;
 
 /** How to make an acceptable KEK, for error messages and `hsm status`. */
+/**
+ * The OpenSC flags that make a KEK keyanchor accepts: AES-256, sensitive, private (needs the PIN),
+ * never extractable, wrap and unwrap. pkcs11-tool cannot switch the other usages off (SoftHSM turns
+ * on encrypt/decrypt/verify by default), so `hsm status` warns about them; `keyanchor hsm init` is
+ * what makes a wrap-only, non-modifiable KEK. docs/operations.md quotes this exact command (tested).
+ */
+export const pkcs11ToolKekFlags = (label: string, id = '<hex>'): string[] =>
+  ['--keygen', '--key-type', 'AES:32', '--label', label, '--id', id, '--sensitive', '--private', '--usage-wrap'];
+
+export const pkcs11ToolKekCommand = (modulePath: string, label: string, id?: string): string =>
+  ['pkcs11-tool', '--module', modulePath, '--login', ...pkcs11ToolKekFlags(label, id)].join(' ');
+
 export const kekRemedy = (modulePath: string, label: string): string =>
-  `create one with \`keyanchor hsm init\`, or with OpenSC: pkcs11-tool --module ${modulePath} --login ` +
-  `--keygen --key-type AES:32 --label ${label} --id <hex> --sensitive --private --usage-wrap`;
+  `create one with \`keyanchor hsm init\` (wrap-only), or with OpenSC: ${pkcs11ToolKekCommand(modulePath, label)}`;
 
 /** Finds the KEK labelled `label` and checks it meets the policy; fails closed otherwise. */
 export function findKek(mod: Pkcs11Module, session: Handle, label: string, tokenSerial: string, modulePath: string): Kek {

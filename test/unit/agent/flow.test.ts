@@ -63,7 +63,7 @@ describe('attest()', () => {
 });
 
 const flags = (b: StubBroker, extra: Partial<ExecFlags> = {}): ExecFlags => ({
-  broker: b.url, nodeCert: node.certFile, nodeKey: node.keyFile, key: [], sig: [], imageSig: [], timeoutMs: 5000, retries: 0, workDir: work.dir, ...extra,
+  broker: b.url, nodeCert: node.certFile, nodeKey: node.keyFile, key: [], sig: [], imageSig: [], timeoutMs: 5000, retries: 0, waitOnRateLimit: 0, workDir: work.dir, allowSharedUid: true, ...extra,
 });
 
 describe('exec', () => {
@@ -92,7 +92,7 @@ describe('exec', () => {
     const program = join(scratch.dir, 'args.sh');
     const out = join(scratch.dir, 'args.out');
     writeFileSync(program, `#!/bin/sh\nprintf '%s|' "$@" > ${out}\n[ -n "$DB_KEY" ]\n`, { mode: 0o755 });
-    const status = await runCli(['node', 'attest-agent', 'exec', '--broker', b.url, '--node-cert', node.certFile, '--node-key', node.keyFile,
+    const status = await runCli(['node', 'attest-agent', 'exec', '--allow-shared-uid', '--broker', b.url, '--node-cert', node.certFile, '--node-key', node.keyFile,
       '--key', 'app/db=DB_KEY', '--work-dir', work.dir, '--retries', '0', '--', program, '--broker', 'x y', '--', '-k'], { out: () => undefined, err: () => undefined });
     expect(status).toBe(0);
     expect(readFileSync(out, 'utf8')).toBe('--broker|x y|--|-k|');
@@ -108,7 +108,7 @@ describe('exec', () => {
   it('via the CLI: prints one line with code and request id, exits with the code status, cleans up', async () => {
     const b = await start({ failures: [{ path: '/v1/attest', status: 403, code: 'key_not_granted' }] });
     let err = '';
-    const status = await runCli(['node', 'attest-agent', 'exec', '--broker', b.url, '--node-cert', node.certFile, '--node-key', node.keyFile,
+    const status = await runCli(['node', 'attest-agent', 'exec', '--allow-shared-uid', '--broker', b.url, '--node-cert', node.certFile, '--node-key', node.keyFile,
       '--key', 'app/db=DB_KEY', '--work-dir', work.dir, '--', '/bin/true'], { out: () => undefined, err: (t) => { err += t; } });
     expect(status).toBe(exitCodeFor('key_not_granted'));
     expect(err).toBe('attest-agent: key_not_granted: policy does not grant a requested key to this software (request req-2)\n');

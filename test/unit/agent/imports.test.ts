@@ -50,18 +50,20 @@ describe('attest-agent dependencies', () => {
     }
   });
 
-  it('the bundle (dist/attest-agent.mjs, built by the test setup) carries src/jose and no jose, express or pkcs11js', () => {
-    const bundle = readFileSync(join(root, 'dist', 'attest-agent.mjs'), 'utf8');
-    const modules = [...bundle.matchAll(/^\/\/ ((?:node_modules|src|attest-agent)\/\S+)$/gm)].map((m) => m[1]!);
-    expect(modules).toContain('src/jose/jwe.ts');
-    expect(modules).toContain('src/jose/jws.ts');
-    expect(modules.filter((m) => /^node_modules\/(jose|express|pkcs11js)\//.test(m))).toEqual([]);
+  it('the bundle (attest-agent/dist/attest-agent.mjs, built by the test setup) carries src/jose and no jose, express or pkcs11js', () => {
+    const bundle = readFileSync(join(root, 'attest-agent', 'dist', 'attest-agent.mjs'), 'utf8');
+    // esbuild names each module relative to attest-agent/, where the bundle is built.
+    const modules = [...bundle.matchAll(/^\/\/ ((?:\.\.\/)?(?:node_modules|src)\/\S+)$/gm)].map((m) => m[1]!);
+    expect(modules).toContain('../src/jose/jwe.ts');
+    expect(modules).toContain('../src/jose/jws.ts');
+    expect(modules).toContain('../src/protocol.ts');
+    expect(modules.filter((m) => /node_modules\/(jose|express|pkcs11js)\//.test(m))).toEqual([]);
     expect(bundle).not.toMatch(/from ['"](jose|express|pkcs11js)['"]|require\(['"](jose|express|pkcs11js)['"]\)/);
   });
 
   it('the bin shim loads the bundled CLI', () => {
     const shim = readFileSync(join(root, 'attest-agent', 'bin', 'attest-agent.js'), 'utf8');
     expect(shim.startsWith('#!/usr/bin/env node\n')).toBe(true);
-    expect(specifiers(shim)).toEqual(['../../dist/attest-agent.mjs']);
+    expect(specifiers(shim)).toEqual(['../dist/attest-agent.mjs']);
   });
 });

@@ -13,7 +13,7 @@ import {
 import { makeCekJwe } from './helpers.js';
 
 export interface StubKey { version: number; bytes: Buffer }
-export interface ScriptedFailure { path: '/v1/challenge' | '/v1/attest'; status: number; code: ProblemCode }
+export interface ScriptedFailure { path: '/v1/challenge' | '/v1/attest'; status: number; code: ProblemCode; retryAfter?: string }
 
 export interface StubBrokerOptions {
   keys: Record<string, StubKey>;
@@ -37,11 +37,11 @@ export async function startStubBroker(o: StubBrokerOptions): Promise<StubBroker>
   const failures = [...(o.failures ?? [])];
   let seq = 0;
 
-  const send = (res: http.ServerResponse, status: number, body: unknown, type = 'application/json') => {
-    res.writeHead(status, { 'content-type': type }).end(JSON.stringify(body));
+  const send = (res: http.ServerResponse, status: number, body: unknown, type = 'application/json', headers: Record<string, string> = {}) => {
+    res.writeHead(status, { 'content-type': type, ...headers }).end(JSON.stringify(body));
   };
-  const problem = (res: http.ServerResponse, status: number, code: ProblemCode, requestId: string) =>
-    send(res, status, { type: `urn:keyanchor:problem:${code}`, title: code, status, code, requestId }, 'application/problem+json');
+  const problem = (res: http.ServerResponse, status: number, code: ProblemCode, requestId: string, headers: Record<string, string> = {}) =>
+    send(res, status, { type: `urn:keyanchor:problem:${code}`, title: code, status, code, requestId }, 'application/problem+json', headers);
 
   async function attest(body: string, requestId: string, res: http.ServerResponse) {
     const jws = (JSON.parse(body) as { evidence: string }).evidence;
@@ -76,7 +76,7 @@ export async function startStubBroker(o: StubBrokerOptions): Promise<StubBroker>
     req.on('end', () => {
       const requestId = `req-${++seq}`;
       const failure = failures[0]?.path === req.url ? failures.shift() : undefined;
-      if (failure) return problem(res, failure.status, failure.code, requestId);
+      if (failure) return problem(res, failure.status, failure.code, requestId, failure.retryAfter === undefined ? {} : { 'retry-after': failure.retryAfter });
       if (req.url === '/v1/challenge') {
         const nonce = randomBytes(32).toString('base64url');
         issued.add(nonce);

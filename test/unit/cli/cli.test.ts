@@ -32,6 +32,9 @@ function cli(args: string[], cwd = dir): Promise<Run> {
   });
 }
 
+/** What every command run without --config says first on stderr (no KEYANCHOR_CONFIG, no /etc/keyanchor/config.yaml here). */
+const defaultsLine = () => `keyanchor: using the embedded defaults (no --config, KEYANCHOR_CONFIG or /etc/keyanchor/config.yaml), state dir ${path.join(dir, 'state')}\n`;
+
 const sh = (line: string) => execSync(line, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
 
 const GOOD_POLICY = `# one of each
@@ -77,7 +80,7 @@ describe.concurrent('keyanchor policy check', () => {
     expect(await cli(['policy', 'check', 'good'])).toEqual({
       code: 0,
       stdout: 'policy OK: 1 file(s), 1 node CA(s), 1 zone(s), 1 publisher(s), 1 software entry\n',
-      stderr: '',
+      stderr: defaultsLine(),
     });
   });
 
@@ -85,7 +88,8 @@ describe.concurrent('keyanchor policy check', () => {
     const r = await cli(['policy', 'check', 'bad']);
     expect(r.code).toBe(3);
     expect(r.stdout).toBe('');
-    const lines = r.stderr.trimEnd().split('\n');
+    expect(r.stderr.startsWith(defaultsLine())).toBe(true);
+    const lines = r.stderr.slice(defaultsLine().length).trimEnd().split('\n');
     expect(lines.pop()).toBe('5 problem(s)');
     expect(lines.sort()).toEqual(
       [
@@ -118,7 +122,7 @@ describe.concurrent('keyanchor policy check', () => {
   it('a missing directory: exit 3', async ({ expect }) => {
     const r = await cli(['policy', 'check', 'no-such-dir']);
     expect(r.code).toBe(3);
-    expect(r.stderr).toBe(`${path.join(dir, 'no-such-dir')}:0:0 (dir): cannot read the policy directory (ENOENT)\n1 problem(s)\n`);
+    expect(r.stderr).toBe(`${defaultsLine()}${path.join(dir, 'no-such-dir')}:0:0 (dir): cannot read the policy directory (ENOENT)\n1 problem(s)\n`);
   });
 
   it('an invalid config file: exit 3 with its problems', async ({ expect }) => {

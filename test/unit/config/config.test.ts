@@ -41,7 +41,8 @@ describe('embedded defaults', () => {
     expect(c.custody).toEqual({ kind: 'software' });
     expect(c.store).toEqual({ kind: 'memory' });
     expect(c.log).toEqual({ level: 'info' });
-    expect(c.dev).toEqual({ enabled: true });
+    expect(c.dev).toEqual({ enabled: false });
+    expect(c.server).toEqual({ maxConnections: 4096, maxConnectionsPerSource: 128, shutdownGraceSeconds: 20 });
     expect(c.tls).toBeUndefined();
     expect(c.configDir).toBe(process.cwd());
     expect(c.stateDir).toBe(path.resolve(process.cwd(), 'state'));

@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, type Config, type Pkcs11CustodyConfig } from '../../../src/config.js';
 import { createPkcs11Custodian, hsmInit, hsmStatus } from '../../../src/custody/pkcs11/index.js';
 import { hsmCommand } from '../../../src/cli/hsm.js';
+import { pkcs11ToolKekFlags } from '../../../src/custody/pkcs11/kek.js';
 import { Secret } from '../../../src/secret.js';
 import { agentKey, openReleasedKey } from '../../contract/agentSide.js';
 import { expectBrokerError } from '../../contract/custodian.contract.js';
@@ -24,7 +25,7 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('pkcs11 KEK and `keyanc
   beforeAll(() => {
     hsm = createSoftHsm();
     hsm.pkcs11Tool(['--keygen', '--key-type', 'AES:32', '--label', 'tool-plain']);
-    hsm.pkcs11Tool(['--keygen', '--key-type', 'AES:32', '--label', 'tool-good', '--id', '0a0b', '--sensitive', '--private', '--usage-wrap']);
+    hsm.pkcs11Tool(pkcs11ToolKekFlags('tool-good', '0a0b')); // the command `hsm status` and docs/operations.md give
     hsm.pkcs11Tool(['--keygen', '--key-type', 'AES:32', '--label', 'tool-extractable', '--sensitive', '--private', '--extractable']);
   });
   afterAll(() => hsm?.cleanup());

@@ -1,0 +1,69 @@
+/**
+ * The examples at the end of every command's `--help`, by command path, in one place so that a test
+ * can check every command has some and the docs can quote them.
+ */
+export const EXAMPLES: Readonly<Record<string, string>> = {
+  keyanchor: `
+  keyanchor serve --dev                                 # try it on a laptop (what npm start runs)
+  keyanchor --config /etc/keyanchor/config.yaml serve
+  keyanchor config check /etc/keyanchor/config.yaml
+  keyanchor <command> --help                            # options and examples of one command`,
+  'keyanchor serve': `
+  keyanchor serve --dev                                       # a laptop: dev TLS CA, demo credentials and key (npm start)
+  keyanchor --config /etc/keyanchor/config.yaml serve         # production: TLS and custody from the config
+  keyanchor --config test.yaml serve --insecure-http --port 0 # tests: plain HTTP on loopback, a free port
+
+Signals: SIGTERM/SIGINT drain and stop (a second one stops at once); SIGHUP reloads the policy, the
+TLS certificate and key, and the admin JWKS file (each keeps its old version if the new one is bad).
+The URL it listens on, with the port chosen for --port 0, is printed as "keyanchor listening on URL".`,
+  'keyanchor config': `
+  keyanchor config check /etc/keyanchor/config.yaml`,
+  'keyanchor config check': `
+  keyanchor config check /etc/keyanchor/config.yaml
+  keyanchor config check --schema-only deploy/config.yaml      # on a build machine, without the files it names
+  KEYANCHOR_CONFIG=/etc/keyanchor/config.yaml keyanchor config check -o json
+
+Exit status: 0 when every check passes, 3 otherwise.`,
+  'keyanchor policy': `
+  keyanchor policy check /etc/keyanchor/policies`,
+  'keyanchor policy check': `
+  keyanchor policy check                     # the policyDir of the config
+  keyanchor policy check ./policies          # a checkout, before a merge`,
+  'keyanchor keys': `
+  keyanchor keys list
+  keyanchor keys create payments/db`,
+  'keyanchor keys create': `
+  keyanchor --config /etc/keyanchor/config.yaml keys create payments/db`,
+  'keyanchor keys list': `
+  keyanchor keys list`,
+  'keyanchor keys show': `
+  keyanchor keys show payments/db`,
+  'keyanchor keys export': `
+  keyanchor keys export > keystore-backup.json   # wrapped blobs only: useless without the KEK`,
+  'keyanchor keys rotate': `
+  keyanchor keys rotate payments/db              # releases hand out the new version from now on`,
+  'keyanchor keys disable': `
+  keyanchor keys disable payments/db 1`,
+  'keyanchor keys enable': `
+  keyanchor keys enable payments/db 1`,
+  'keyanchor keys destroy': `
+  keyanchor keys destroy payments/db 1           # crypto-shredding: cannot be undone`,
+  'keyanchor hsm': `
+  keyanchor hsm status`,
+  'keyanchor hsm init': `
+  KEYANCHOR_HSM_PIN=… keyanchor --config /etc/keyanchor/config.yaml hsm init`,
+  'keyanchor hsm status': `
+  keyanchor hsm status
+  keyanchor hsm status -o json | jq .probe
+
+Exit status: 1 when the KEK is missing or unacceptable, or a probe release through the configured
+mechanisms fails (e.g. an OAEP hash the token does not support).`,
+  'keyanchor audit': `
+  keyanchor audit verify`,
+  'keyanchor audit verify': `
+  keyanchor --config /etc/keyanchor/config.yaml audit verify
+  keyanchor audit verify /var/lib/keyanchor/audit.jsonl`,
+  'keyanchor demo': `
+  npm start          # terminal 1: keyanchor serve --dev
+  npm run demo       # terminal 2: keyanchor demo`,
+};

@@ -1,0 +1,44 @@
+/**
+ * The `keyanchor` command tree. Every command gets examples at the end of its help
+ * (examples.ts), and after a usage error (an unknown flag, a missing argument) prints the error,
+ * one usage line and where the full help is, instead of the whole help.
+ */
+import { Command } from 'commander';
+import { brokerVersion } from '../version.js';
+import { auditCommand } from './auditCmd.js';
+import { configCommand } from './configCmd.js';
+import { configFrom, SYSTEM_CONFIG } from './context.js';
+import { demoCommand } from './demo.js';
+import { EXAMPLES } from './examples.js';
+import { hsmCommand } from './hsm.js';
+import { keysCommand } from './keysCmd.js';
+import { policyCommand } from './policyCmd.js';
+import { serveCommand } from './serve.js';
+
+export function buildProgram(): Command {
+  const program = new Command('keyanchor')
+    .description('workload-attestation key broker')
+    .version(brokerVersion(), '-V, --version', 'print the version')
+    .option('-c, --config <file>', `config file (YAML or JSON); else $KEYANCHOR_CONFIG, else ${SYSTEM_CONFIG} if it exists, else the embedded defaults`);
+  program.addCommand(serveCommand());
+  program.addCommand(configCommand());
+  program.addCommand(policyCommand());
+  program.addCommand(keysCommand());
+  program.addCommand(hsmCommand(() => configFrom(program)));
+  program.addCommand(auditCommand());
+  program.addCommand(demoCommand());
+  finish(program, 'keyanchor');
+  return program;
+}
+
+/** Every command path of `cmd`, e.g. `keyanchor keys create`. */
+export function commandPaths(cmd: Command, path = cmd.name()): string[] {
+  return [path, ...cmd.commands.flatMap((sub) => commandPaths(sub, `${path} ${sub.name()}`))];
+}
+
+function finish(cmd: Command, path: string): void {
+  const examples = EXAMPLES[path];
+  if (examples) cmd.addHelpText('after', `\nExamples:${examples}`);
+  cmd.showHelpAfterError(`usage: ${path} ${cmd.usage()}\n(run \`${path} --help\` for the options and examples)`).exitOverride();
+  for (const sub of cmd.commands) finish(sub, `${path} ${sub.name()}`);
+}
