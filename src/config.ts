@@ -66,7 +66,8 @@ export const ConfigSchema = z.strictObject({
   /** Plain HTTP, for tests only: allowed only on a loopback address. */
   insecureHttp: z.boolean().default(false),
   stateDir: z.string().min(1).default('state'),
-  policyDir: z.string().min(1).default('policies'),
+  /** The policy directory (see docs/policy.md); the default is the demo policy of the checkout. */
+  policyDir: z.string().min(1).default('policies/demo'),
   nonce: z
     .strictObject({
       ttlSeconds: z.number().int().min(1).max(3600).default(60),
