@@ -20,7 +20,9 @@ import { devPaths, ensureDevIdentities, ensureDevTls, signDemoApp } from './dev/
 import { Keystore } from './keys/keystore.js';
 import { KeyService } from './keys/keyService.js';
 import { createLogger, type Logger } from './log.js';
-import { formatProblem, loadPolicyDir, PolicyError } from './policy/load.js';
+import type { PolicyHighWater } from './policy/highWater.js';
+import { FileHighWater } from './policy/highWaterFile.js';
+import { PolicyRuntime, type ReloadOutcome } from './policy/runtime.js';
 import type { Policy } from './policy/types.js';
 import { createNonceStore } from './store/index.js';
 
@@ -30,13 +32,15 @@ export interface Broker {
   url: string;
   /** Paths of the TLS CA the agent should trust, when the broker made a dev CA. */
   tlsCa?: string;
-  reloadPolicy(): boolean;
+  reloadPolicy(): Promise<ReloadOutcome>;
   close(): Promise<void>;
 }
 
 export interface BrokerOptions {
   clock?: Clock;
   log?: Logger;
+  /** Where the policy high-water mark lives; default: a file in the state directory. */
+  highWater?: PolicyHighWater;
 }
 
 export const policyVars = (config: Pick<Config, 'stateDir'>) => ({ stateDir: config.stateDir });
@@ -71,7 +75,8 @@ export interface Assembled {
   custodian: KeyCustodian;
   tls?: { cert: string; key: string };
   tlsCa?: string;
-  reloadPolicy(): boolean;
+  policy: PolicyRuntime;
+  reloadPolicy(): Promise<ReloadOutcome>;
   close(): Promise<void>;
 }
 
@@ -102,25 +107,7 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
     log.info({ key: DEMO_KEY }, 'created the demo key');
   }
 
-  let policy: Policy = loadPolicyDir(config.policyDir, { vars: policyVars(config) });
-  const logPolicy = (p: Policy) => {
-    log.info({ policyDir: config.policyDir, files: p.sources, software: p.software.length, nodeCAs: p.nodeCAs.size }, 'policy loaded');
-    for (const sw of p.software) for (const g of sw.grants) for (const k of g.keys) {
-      if (!keys.has(k.name)) log.warn({ software: sw.name, key: k.name }, 'policy grants a key that does not exist yet');
-    }
-  };
-  logPolicy(policy);
-  const reloadPolicy = (): boolean => {
-    try {
-      policy = loadPolicyDir(config.policyDir, { vars: policyVars(config) });
-      logPolicy(policy);
-      return true;
-    } catch (e) {
-      const problems = e instanceof PolicyError ? e.problems.map(formatProblem) : [String(e)];
-      log.error({ problems }, 'policy reload refused; the previous policy stays in force');
-      return false;
-    }
-  };
+  const policy = await startPolicy(config, clock, log, (s) => warnMissingKeys(s.policy, keys, log), opts.highWater);
 
   const store = createNonceStore(config);
   const nonces = new NonceService(store, clock, config.nonce.ttlSeconds * 1000);
@@ -129,8 +116,9 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
     audit,
     custodian,
     log,
-    release: { nonces, policy: () => policy, keys, clock, maxClockSkewMs: config.evidence.maxClockSkewSeconds * 1000 },
-    ...(adminAuth ? { admin: { keys, policy: () => policy, auth: adminAuth, log } } : {}),
+    policyStatus: () => policy.status(),
+    release: { nonces, policy: () => policy.current(), keys, clock, maxClockSkewMs: config.evidence.maxClockSkewSeconds * 1000 },
+    ...(adminAuth ? { admin: { keys, policy: () => policy.latest().policy, policyRuntime: policy, auth: adminAuth, log } } : {}),
   });
   return {
     app,
@@ -138,13 +126,38 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
     custodian,
     ...(tls ? { tls } : {}),
     ...(tlsCa ? { tlsCa } : {}),
-    reloadPolicy,
+    policy,
+    reloadPolicy: () => policy.reload('sighup'),
     audit,
     close: async () => {
+      policy.close();
       await store.close();
       await closeKeys();
     },
   };
+}
+
+/** The policy runtime: the first load (fatal on failure), then reloads; watching when configured. */
+async function startPolicy(config: Config, clock: Clock, log: Logger, onLoaded: (s: { policy: Policy }) => void, highWater?: PolicyHighWater): Promise<PolicyRuntime> {
+  const rt = await PolicyRuntime.start({
+    dir: config.policyDir,
+    vars: policyVars(config),
+    root: config.policy.root,
+    requireSigned: config.policy.requireSignedPolicy,
+    highWater: highWater ?? new FileHighWater(config.stateDir),
+    clock,
+    log,
+    onLoaded,
+  });
+  if (config.policy.watch) rt.watch(config.policy.watchDebounceMs);
+  return rt;
+}
+
+/** One warning for every grant of a key the keystore does not hold (a summary, for large policies). */
+function warnMissingKeys(policy: Policy, keys: KeyService, log: Logger): void {
+  const missing = new Set<string>();
+  for (const sw of policy.software) for (const g of sw.grants) for (const k of g.keys) if (!keys.has(k.name)) missing.add(k.name);
+  if (missing.size) log.warn({ keys: [...missing].slice(0, 20), count: missing.size }, 'the policy grants keys that do not exist yet');
 }
 
 export async function startBroker(config: Config, opts: BrokerOptions = {}): Promise<Broker> {

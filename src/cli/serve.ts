@@ -1,7 +1,9 @@
 import { Command } from 'commander';
 import { startBroker } from '../broker.js';
 import { BrokerError } from '../errors.js';
-import { formatProblem, PolicyError } from '../policy/load.js';
+import { PolicyRefusal } from '../policy/bundle/refusals.js';
+import { formatProblem } from '../policy/problems.js';
+import { PolicyStartError } from '../policy/runtime.js';
 import { configFrom, EXIT, fail, reportConfigError } from './context.js';
 
 export function serveCommand(): Command {
@@ -10,10 +12,11 @@ export function serveCommand(): Command {
     .option('--host <host>', 'listen address (default 127.0.0.1)')
     .option('--port <port>', 'listen port (default 8443; 0 picks a free one)', (v) => Number.parseInt(v, 10))
     .option('--insecure-http', 'plain HTTP, only on a loopback address, for tests')
-    .action(async (o: { host?: string; port?: number; insecureHttp?: boolean }, cmd: Command) => {
+    .option('--require-signed-policy', 'refuse to run without a pinned policy trust root (policy.root)')
+    .action(async (o: { host?: string; port?: number; insecureHttp?: boolean; requireSignedPolicy?: boolean }, cmd: Command) => {
       let config;
       try {
-        config = configFrom(cmd, { host: o.host, port: o.port, insecureHttp: o.insecureHttp });
+        config = configFrom(cmd, { host: o.host, port: o.port, insecureHttp: o.insecureHttp, requireSignedPolicy: o.requireSignedPolicy });
       } catch (e) {
         reportConfigError(e);
       }
@@ -21,13 +24,14 @@ export function serveCommand(): Command {
       try {
         broker = await startBroker(config);
       } catch (e) {
-        if (e instanceof PolicyError) fail(`refusing to start: invalid policy\n  ${e.problems.map(formatProblem).join('\n  ')}`, EXIT.invalid);
+        if (e instanceof PolicyRefusal) fail(`refusing to start: policy refused (${e.code})\n  ${e.problems.map(formatProblem).join('\n  ')}`, EXIT.invalid);
+        if (e instanceof PolicyStartError) fail(`refusing to start: ${e.message}`, EXIT.invalid);
         // The reason (which file, which CKR_*) is what the operator needs; it never holds a secret.
         fail(`refusing to start: ${e instanceof BrokerError ? `${e.code}: ${e.reason}` : (e as Error).message}`);
       }
       process.stdout.write(`keyanchor listening on ${broker.url}\n`);
       if (broker.tlsCa) process.stdout.write(`dev TLS CA (give it to agents with --ca): ${broker.tlsCa}\n`);
-      process.on('SIGHUP', () => broker.reloadPolicy());
+      process.on('SIGHUP', () => void broker.reloadPolicy());
       const stop = () => void broker.close().then(() => process.exit(0));
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);

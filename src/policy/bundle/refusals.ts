@@ -31,6 +31,8 @@ export const REFUSAL_CODES = [
   'policy_rotation_invalid',
   /** The policy files themselves are invalid (schema, references, hostile files). */
   'policy_invalid',
+  /** The high-water mark could not be read or written: nothing can be accepted safely. */
+  'policy_state_unavailable',
 ] as const;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 
