@@ -8,11 +8,10 @@
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { locateIssues } from '../schemaProblems.js';
 import { formatPath } from '../yamlSource.js';
-import { displayPath, POLICY_FILE, utf8Text, type PolicyTree } from './files.js';
+import { displayPath, POLICY_FILE, type PolicyTree } from './files.js';
 import { MaterialError, parseCaCertificate, parsePublisherKey, readMaterial, type MaterialContext } from './material.js';
-import { parsePolicyText, type Locate } from './policyText.js';
+import { parseSchemaFile, type Locate } from './policyText.js';
 import type { PolicyProblem } from './problems.js';
 import { PolicyFileSchema, SECTIONS, type PolicyFile, type Section } from './schema.js';
 import type { Grant, KeyGrant, Team, Zone } from './types.js';
@@ -61,21 +60,13 @@ export function compilePolicy(tree: Pick<PolicyTree, 'dir' | 'files'>, opts: Com
     if (rel.includes('/') || !POLICY_FILE.test(rel)) continue;
     const display = displayPath(path.join(tree.dir, rel));
     sources.push({ file: display, sha256: createHash('sha256').update(bytes).digest('hex') });
-    const decoded = utf8Text(bytes, display);
-    if ('problem' in decoded) {
-      problems.push(decoded.problem);
-      continue;
-    }
-    const src = parsePolicyText(decoded.text);
-    for (const e of src.errors) problems.push({ file: display, ...e.pos, path: e.path, message: e.message });
-    if (src.errors.length) continue;
-    const parsed = PolicyFileSchema.safeParse(src.value);
-    if (!parsed.success) {
-      for (const p of locateIssues(parsed.error, src.locate)) problems.push({ file: display, ...p.pos, path: formatPath(p.path), message: p.message });
+    const parsed = parseSchemaFile(bytes, display, PolicyFileSchema);
+    if ('problems' in parsed) {
+      problems.push(...parsed.problems);
       continue;
     }
     for (const key of SECTIONS) {
-      ((parsed.data[key] ?? []) as unknown[]).forEach((value, i) => (sections[key] as Located<unknown>[]).push({ value, file: display, at: src.locate, path: [key, i] }));
+      ((parsed.data[key] ?? []) as unknown[]).forEach((value, i) => (sections[key] as Located<unknown>[]).push({ value, file: display, at: parsed.locate, path: [key, i] }));
     }
   }
 

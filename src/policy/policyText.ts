@@ -10,7 +10,11 @@
  * MAX_EXPANDED_NODES, nests deeper than MAX_DEPTH or refers to itself is refused.
  */
 import yaml from 'js-yaml';
-import { yamlLocator, type SourcePosition } from '../yamlSource.js';
+import type { z } from 'zod';
+import { locateIssues } from '../schemaProblems.js';
+import { formatPath, yamlLocator, type SourcePosition } from '../yamlSource.js';
+import { utf8Text } from './files.js';
+import type { PolicyProblem } from './problems.js';
 
 export const MAX_EXPANDED_NODES = 2_000_000;
 export const MAX_DEPTH = 64;
@@ -39,6 +43,20 @@ export function parsePolicyText(text: string): PolicyText {
   const shape = expandedShape(value);
   if (shape) return { value: undefined, locate, errors: [{ path: '(aliases)', message: shape, pos: { line: 1, col: 1 } }] };
   return { value: value ?? {}, locate, errors: [] };
+}
+
+/**
+ * A file's bytes through every step — UTF-8, YAML, the schema — into its typed value, or the
+ * located problems of the first step that failed.
+ */
+export function parseSchemaFile<T>(bytes: Buffer, file: string, schema: z.ZodType<T>): { data: T; locate: Locate } | { problems: PolicyProblem[] } {
+  const decoded = utf8Text(bytes, file);
+  if ('problem' in decoded) return { problems: [decoded.problem] };
+  const src = parsePolicyText(decoded.text);
+  if (src.errors.length) return { problems: src.errors.map((e) => ({ file, ...e.pos, path: e.path, message: e.message })) };
+  const parsed = schema.safeParse(src.value);
+  if (!parsed.success) return { problems: locateIssues(parsed.error, src.locate).map((p) => ({ file, ...p.pos, path: formatPath(p.path), message: p.message })) };
+  return { data: parsed.data, locate: src.locate };
 }
 
 /** Why the value is too large once its aliases are expanded, or undefined when it is not. */
