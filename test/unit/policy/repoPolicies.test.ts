@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { devPaths, ensureDevIdentities } from '../../../src/dev/bootstrap.js';
 import { evaluate, zonesOf } from '../../../src/policy/evaluate.js';
 import { loadPolicyDir } from '../../../src/policy/load.js';
+import { runPolicyTests, TESTS_DIR } from '../../../src/policy/policyTests.js';
 import type { Policy } from '../../../src/policy/types.js';
 
 const POLICIES = fileURLToPath(new URL('../../../policies', import.meta.url));
@@ -38,6 +39,16 @@ describe('policies/', () => {
         const text = readFileSync(path.join(POLICIES, d, path.basename(s.file)), 'utf8');
         expect(text).toMatch(/^# yaml-language-server: \$schema=\.\.\/\.\.\/schema\/policy\.schema\.json\n#\n# \S/);
       }
+    }
+  });
+
+  it('each example ships policy tests beside it, and they pass (what `keyanchor policy test` runs)', () => {
+    for (const [d, policy] of loaded) {
+      const files = readdirSync(path.join(POLICIES, d, TESTS_DIR)).map((n) => `${TESTS_DIR}/${n}`);
+      const { results, problems } = runPolicyTests(policy, path.join(POLICIES, d), files);
+      expect(problems, d).toEqual([]);
+      expect(results.length, d).toBeGreaterThanOrEqual(3);
+      expect(results.filter((r) => !r.pass), d).toEqual([]);
     }
   });
 
