@@ -27,6 +27,8 @@ export interface LoadRequest {
 /** What a signed bundle says about itself, as plain data. */
 export interface BundleInfo {
   version: number;
+  /** root version × 2^32 + version: the high-water mark's order. */
+  sequence: number;
   expires: number;
   manifestSha256: string;
   signers: string[];
@@ -52,7 +54,7 @@ export function loadPolicy(req: LoadRequest): LoadResult {
   if (req.root) {
     try {
       const f = verifyBundle(tree, trustRoot(req.root), req.now);
-      bundle = { version: f.version, expires: f.expires, manifestSha256: f.manifestSha256, signers: f.signers, root: f.root.data, rotated: f.rotated };
+      bundle = { version: f.version, sequence: f.sequence, expires: f.expires, manifestSha256: f.manifestSha256, signers: f.signers, root: f.root.data, rotated: f.rotated };
     } catch (e) {
       if (e instanceof PolicyRefusal) return { ok: false, code: e.code, problems: e.problems };
       throw e;

@@ -168,8 +168,7 @@ export class PolicyRuntime {
     const { dir, vars, highWater, clock } = this.o;
     const mark = this.pinned ? await highWater.get() : undefined;
     const trust = this.pinned ? trustInForce(this.pinned, mark) : undefined;
-    if (trust?.ignoredRotation) this.o.log.warn('the pinned root differs from the one a stored rotation started from: the pinned root is in force');
-    const result = await (this.o.load ?? loadOffThread)({ dir, vars, ...(trust ? { root: trust.root.data } : {}), now: clock.now() });
+    const result = await (this.o.load ?? loadOffThread)({ dir, vars, ...(trust ? { root: trust.data } : {}), now: clock.now() });
     if (!result.ok) throw new PolicyRefusal(result.code, result.problems);
     const b = result.bundle;
     const facts: BundleFacts | undefined = b && { ...b, root: trustRoot(b.root) };

@@ -176,7 +176,7 @@ describe('rollback', () => {
     writeFileSync(path.join(dir, 'policy.dsse'), v10);
     const r = await runKeyanchor(['--config', path.join(w.dir, 'restart.json'), 'serve']);
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/^keyanchor: refusing to start: policy refused \(policy_rollback\)\n {2}\S+policy\.dsse:1:1 \(bundle\): policy_rollback: version 10 is below version 11, the highest accepted before\n$/);
+    expect(r.stderr).toMatch(/^keyanchor: refusing to start: policy refused \(policy_rollback\)\n {2}\S+policy\.dsse:1:1 \(bundle\): policy_rollback: version 10 \(root version 1\) is below version 11 \(root version 1\), the highest accepted before\n$/);
   });
 
   it('on a second replica sharing the state directory (file-backed mark; the PostgreSQL store shares it across hosts)', async () => {

@@ -73,7 +73,7 @@ export function signDir(dir: string, spec: Omit<BundleSpec, 'expires' | 'keys' |
 export async function accept(dir: string, pinned: TrustRoot, hw: PolicyHighWater, now = Date.now()): Promise<BundleFacts> {
   const mark = await hw.get();
   const tree = readPolicyTree(dir);
-  const facts = verifyBundle(tree, trustInForce(pinned, mark).root, now);
+  const facts = verifyBundle(tree, trustInForce(pinned, mark), now);
   checkVersion(dir, mark, facts);
   await recordAccepted(dir, hw, facts, pinned);
   return facts;

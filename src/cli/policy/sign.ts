@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { writeFileAtomic } from '../../fsAtomic.js';
-import { BUNDLE_FILE, EnvelopeError } from '../../policy/bundle/dsse.js';
-import { ManifestError } from '../../policy/bundle/manifest.js';
+import { BUNDLE_FILE, EnvelopeError, parseEnvelope } from '../../policy/bundle/dsse.js';
+import { ManifestError, parseManifest, type RootData } from '../../policy/bundle/manifest.js';
 import { addSignature, makeBundle, paeOf, parseExpiry, SignError } from '../../policy/bundle/sign.js';
 import { policyPrivateKey, policyPublicKey, SigningKeyError } from '../../policy/bundle/signingKeys.js';
 import { rootFromPems, RootError } from '../../policy/bundle/trustRoot.js';
@@ -27,6 +27,9 @@ interface SignOptions {
   publicKey?: string;
   newRootKey?: string[];
   newRootThreshold?: number;
+  newSignerKey?: string[];
+  newSignerThreshold?: number;
+  newRootVersion?: number;
 }
 
 const read = (file: string, what: string): Buffer => {
@@ -45,8 +48,11 @@ export function signCommand(): Command {
     .option('--signer <pem>', 'the public key of a co-signer who will add a signature later (repeat)', collect)
     .option('--version <n>', 'the bundle version: above every version accepted before', (v) => Number(v))
     .option('--expires <when>', 'a duration (30d, 12h, 90m, 2w) or an RFC 3339 time')
-    .option('--new-root-key <pem>', 'rotate the trust root: a public key of the new root (repeat)', collect)
-    .option('--new-root-threshold <n>', 'how many keys of the new root must sign', (v) => Number.parseInt(v, 10))
+    .option('--new-root-key <pem>', 'change the root: a public key of the new root (repeat; default: the current root keys)', collect)
+    .option('--new-root-threshold <n>', 'how many keys of the new root must sign a root change', (v) => Number.parseInt(v, 10))
+    .option('--new-signer-key <pem>', 'change the root: an online signer the new root certifies to sign bundles (repeat)', collect)
+    .option('--new-signer-threshold <n>', 'how many signers must sign a bundle (default 1)', (v) => Number.parseInt(v, 10))
+    .option('--new-root-version <n>', 'the new root version (default: the carried root version + 1)', (v) => Number.parseInt(v, 10))
     .option('--add', 'add one signature to the existing bundle instead of making a new one')
     .option('--signature <file>', 'with --add: a signature made elsewhere over `keyanchor policy pae` (raw bytes)')
     .option('--public-key <pem>', 'with --add --signature: the public key that made it')
@@ -74,14 +80,38 @@ function signNew(dir: string, vars: Record<string, string>, o: SignOptions): str
     printProblems([...tree.problems, ...problems]);
     return undefined;
   }
-  const newRoot = o.newRootKey?.length ? rootFromPems(o.newRootKey.map((f) => read(f, 'new root key')), o.newRootThreshold ?? 1) : undefined;
+  const root = rootFor(dir, o);
   return makeBundle(tree.files, {
     version: o.version,
     expires: parseExpiry(o.expires, Date.now()),
     keys: (o.key ?? []).map((f) => policyPrivateKey(read(f, 'key'))),
     cosigners: (o.signer ?? []).map((f) => policyPublicKey(read(f, 'signer'))),
-    ...(newRoot ? { root: newRoot } : {}),
+    ...(root ? { root } : {}),
   });
+}
+
+/**
+ * The root the new bundle carries: a new one when --new-root-key/--new-signer-key ask for it
+ * (version: the carried one's + 1), else the one the previous bundle in the directory carried,
+ * so that every bundle names the root it is signed under.
+ */
+function rootFor(dir: string, o: SignOptions): RootData | undefined {
+  let carried: RootData | undefined;
+  try {
+    carried = parseManifest(parseEnvelope(readFileSync(path.join(dir, BUNDLE_FILE))).payload).root;
+  } catch {
+    carried = undefined; // no previous bundle, or one that is not valid: nothing to carry
+  }
+  if (!o.newRootKey?.length && !o.newSignerKey?.length) {
+    if (carried) process.stderr.write(`carrying root version ${carried.version} (${carried.keys.length} key(s), threshold ${carried.threshold}${carried.signers ? `, ${carried.signers.keys.length} signer(s)` : ''}) from the previous bundle\n`);
+    return carried;
+  }
+  const version = o.newRootVersion ?? (carried?.version ?? 1) + 1;
+  const signers = o.newSignerKey?.length ? { pems: o.newSignerKey.map((f) => read(f, 'new signer key')), threshold: o.newSignerThreshold ?? 1 } : undefined;
+  if (o.newRootKey?.length) return rootFromPems(o.newRootKey.map((f) => read(f, 'new root key')), o.newRootThreshold ?? 1, { version, ...(signers ? { signers } : {}) });
+  if (!carried) fail('--new-signer-key without --new-root-key needs a previous bundle that names the root keys', EXIT.usage);
+  const signerKeys = rootFromPems(signers!.pems, 1).keys;
+  return { version, keys: carried.keys, threshold: carried.threshold, signers: { keys: signerKeys, threshold: signers!.threshold } };
 }
 
 function addOne(envelope: string, o: SignOptions): string {

@@ -3,7 +3,8 @@
  *
  *   { "expires": "2027-01-31T00:00:00Z",            RFC 3339, UTC, whole seconds
  *     "files": { "<relative path>": "<sha256 hex>" },  every file of the directory but the envelope
- *     "root": { "keys": ["<base64 SPKI DER>"], "threshold": 2 },   optional: a new trust root
+ *     "root": { "version": 2, "keys": ["<base64 SPKI DER>"], "threshold": 2,      optional: the trust root,
+ *               "signers": { "keys": [...], "threshold": 1 } },              carried or a new one
  *     "signers": ["<key id>"],                      who is to sign it (a signature counts only if listed)
  *     "version": 7 }                                a positive integer, higher for every new bundle
  *
@@ -20,14 +21,28 @@ const RelPath = z.string().regex(/^(?:[^/\0.][^/\0]*)(?:\/[^/\0.][^/\0]*)*$/, 'a
 const Hex64 = z.string().regex(/^[0-9a-f]{64}$/, '64 lowercase hex digits');
 export const Expires = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/, 'an RFC 3339 UTC time like 2027-01-31T00:00:00Z');
 
-export const RootSchema = z.strictObject({
+const KeySet = {
   keys: z.array(z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64 SPKI DER')).min(1).max(64),
   threshold: z.number().int().min(1).max(64),
+};
+/** Bundle versions stay below 2^32, root versions below 2^21: together they order in one safe integer. */
+export const MAX_BUNDLE_VERSION = 2 ** 32 - 1;
+export const MAX_ROOT_VERSION = 2 ** 21 - 1;
+
+/**
+ * A trust root. Its `keys` (offline) change the root; its `signers` (online), when present, sign
+ * ordinary bundles — without `signers`, the root keys sign those too. Every change of the root
+ * raises its `version` by one.
+ */
+export const RootSchema = z.strictObject({
+  version: z.number().int().min(1).max(MAX_ROOT_VERSION),
+  ...KeySet,
+  signers: z.strictObject(KeySet).optional(),
 });
 export type RootData = z.infer<typeof RootSchema>;
 
 export const ManifestSchema = z.strictObject({
-  version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  version: z.number().int().min(1).max(MAX_BUNDLE_VERSION),
   expires: Expires,
   files: z.record(RelPath, Hex64),
   signers: z.array(Hex64).min(1).max(64),

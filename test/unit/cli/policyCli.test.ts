@@ -87,7 +87,7 @@ describe('keyanchor policy sign and check --root-key', () => {
     expect(signed).toEqual({ code: 0, stdout: 'signed signed/policy.dsse\n', stderr: '' });
     const ok = await cli(['policy', 'check', '--root-key', 'root1.pub', d]);
     expect(ok.code).toBe(0);
-    expect(ok.stdout.split('\n')[1]).toMatch(/^signed bundle: version 3, expires \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z, 1 valid signature\(s\) of the 1 required, manifest [0-9a-f]{64}$/);
+    expect(ok.stdout.split('\n')[1]).toMatch(/^signed bundle: version 3 \(root version 1\), expires \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z, 1 valid signature\(s\), 1 required, manifest [0-9a-f]{64}$/);
     const two = await cli(['policy', 'check', '--root-key', 'root1.pub', '--root-key', 'root2.pub', '--threshold', '2', d]);
     expect({ code: two.code, stderr: two.stderr }).toEqual({
       code: 3,
@@ -118,11 +118,11 @@ describe('keyanchor policy sign and check --root-key', () => {
     await cli(['policy', 'sign', '--key', 'root1.key', '--version', '1', '--expires', '1d', d]);
     expect((await cli(['--config', 'signed.json', 'policy', 'check'])).code).toBe(0);
     mkdirSync(path.join(dir, 'cfg-state'), { recursive: true });
-    writeFileSync(path.join(dir, 'cfg-state', 'policy-highwater.json'), JSON.stringify({ version: 2, manifestSha256: 'ab'.repeat(32) }));
+    writeFileSync(path.join(dir, 'cfg-state', 'policy-highwater.json'), JSON.stringify({ version: 2 ** 32 + 2, manifestSha256: 'ab'.repeat(32) }));
     expect(await cli(['--config', 'signed.json', 'policy', 'check'])).toEqual({
       code: 3,
       stdout: '',
-      stderr: 'config-signed/policy.dsse:1:1 (bundle): policy_rollback: version 1 is below version 2, the highest accepted before\n1 problem(s)\n',
+      stderr: 'config-signed/policy.dsse:1:1 (bundle): policy_rollback: version 1 (root version 1) is below version 2 (root version 1), the highest accepted before\n1 problem(s)\n',
     });
   });
 

@@ -53,7 +53,8 @@ describe('signatures and the threshold', () => {
     signDir(w.dir, { version: 1, keys: keys([0]) });
     const facts = await accept(w.dir, rootOf(keys([0]), 1), w.hw);
     expect({ version: facts.version, signers: facts.signers, rotated: facts.rotated }).toEqual({ version: 1, signers: [K[0]!.id], rotated: false });
-    expect(await w.hw.get()).toEqual({ version: 1, manifestSha256: facts.manifestSha256 });
+    // The mark orders by root version, then bundle version: root 1, bundle 1.
+    expect(await w.hw.get()).toEqual({ version: 2 ** 32 + 1, manifestSha256: facts.manifestSha256 });
   });
 
   it('no envelope with a pinned root: policy_unsigned (go-tuf TestTrustedRootUnsigned)', async () => {
@@ -126,8 +127,8 @@ describe('signatures and the threshold', () => {
 
   it('a root that lists one key twice, or a threshold its keys cannot reach, is refused (tuf-conformance test_duplicate_keys_root, test_snapshot_threshold)', () => {
     const dup = rootFromPems([K[0]!.publicPem], 1);
-    expect(() => trustRoot({ keys: [dup.keys[0]!, dup.keys[0]!], threshold: 2 })).toThrow(new RootError('root: the same key is listed twice (it would count twice toward the threshold)'));
-    expect(() => rootOf(keys([0, 1]), 3)).toThrow(new RootError('root: threshold 3 is more than its 2 key(s)'));
+    expect(() => trustRoot({ version: 1, keys: [dup.keys[0]!, dup.keys[0]!], threshold: 2 })).toThrow(new RootError('root keys: the same key is listed twice (it would count twice toward the threshold)'));
+    expect(() => rootOf(keys([0, 1]), 3)).toThrow(new RootError('root keys: threshold 3 is more than its 2 key(s)'));
   });
 
   it('a trusted key the manifest does not list as a signer does not count', async () => {
@@ -252,9 +253,9 @@ describe('rollback', () => {
     const v2 = await accept(w.dir, rootOf(keys([0]), 1), w.hw);
     signDir(w.dir, { version: 1, keys: keys([0]) });
     expect((await refusal(accept(w.dir, rootOf(keys([0]), 1), w.hw))).lines).toEqual([
-      `${w.dir}/policy.dsse:1:1 (bundle): policy_rollback: version 1 is below version 2, the highest accepted before`,
+      `${w.dir}/policy.dsse:1:1 (bundle): policy_rollback: version 1 (root version 1) is below version 2 (root version 1), the highest accepted before`,
     ]);
-    expect(await w.hw.get()).toEqual({ version: 2, manifestSha256: v2.manifestSha256 });
+    expect(await w.hw.get()).toEqual({ version: 2 ** 32 + 2, manifestSha256: v2.manifestSha256 });
   });
 
   it('the same version with other content: policy_version_conflict (tuf-conformance test_timestamp_eq_versions_check, go-tuf TestNewRootSameVersion)', async () => {
@@ -290,6 +291,11 @@ describe('rollback', () => {
     await accept(w.dir, rootOf(keys([0]), 1), w.hw);
     signDir(w.dir, { version: 20260101, keys: keys([0]) });
     expect((await accept(w.dir, rootOf(keys([0]), 1), w.hw)).version).toBe(20260101);
+  });
+
+  it('a version at or above 2^32 is malformed (the mark orders root version × 2^32 + version)', async () => {
+    const w = world();
+    expect(() => signDir(w.dir, { version: 2 ** 32, keys: keys([0]) })).toThrow(/manifest version/);
   });
 });
 
@@ -377,15 +383,21 @@ describe('root rotation (python-tuf test_root_rotation cases)', () => {
       const w = world();
       const pinned = rootOf(keys(steps[0]!.keys), steps[0]!.threshold);
       let accepted = 0;
+      let rootVersion = 1;
+      let previous = steps[0]!;
       for (const [i, s] of steps.entries()) {
+        // Every change of the root raises its version by one, as TUF root versions do.
+        if (s.threshold !== previous.threshold || s.keys.join() !== previous.keys.join()) rootVersion++;
+        previous = s;
         const all = [...new Set([...s.sigs, ...s.keys])];
-        signDir(w.dir, { version: i + 1, keys: keys(s.sigs), cosigners: keys(all), root: rootFromPems(keys(s.keys).map((k) => k.publicPem), s.threshold) });
+        signDir(w.dir, { version: i + 1, keys: keys(s.sigs), cosigners: keys(all), root: rootFromPems(keys(s.keys).map((k) => k.publicPem), s.threshold, { version: rootVersion }) });
         if (s.expect) {
           expect((await refusal(accept(w.dir, pinned, w.hw))).code).toBe(s.expect);
-          expect((await w.hw.get())?.version).toBe(accepted);
+          expect((await w.hw.get())?.version ?? 0).toBe(accepted);
         } else {
-          await accept(w.dir, pinned, w.hw);
-          accepted = i + 1;
+          const f = await accept(w.dir, pinned, w.hw);
+          accepted = f.sequence;
+          expect(f.root.version).toBe(rootVersion);
         }
       }
     });
@@ -394,7 +406,7 @@ describe('root rotation (python-tuf test_root_rotation cases)', () => {
   it('after a rotation the old keys alone are refused, across a restart too', async () => {
     const w = world();
     const pinned = rootOf(keys([1]), 1);
-    signDir(w.dir, { version: 1, keys: keys([1, 2]), root: rootFromPems([K[2]!.publicPem], 1) });
+    signDir(w.dir, { version: 1, keys: keys([1, 2]), root: rootFromPems([K[2]!.publicPem], 1, { version: 2 }) });
     expect((await accept(w.dir, pinned, w.hw)).rotated).toBe(true);
     signDir(w.dir, { version: 2, keys: keys([1]) });
     expect((await refusal(accept(w.dir, pinned, new FileHighWater(path.dirname(w.dir))))).code).toBe('policy_unknown_signer');
@@ -404,16 +416,90 @@ describe('root rotation (python-tuf test_root_rotation cases)', () => {
 
   it('a new root that is unusable: policy_rotation_invalid', async () => {
     const w = world();
-    signDir(w.dir, { version: 1, keys: keys([1]), root: { keys: rootFromPems([K[2]!.publicPem], 1).keys, threshold: 2 } });
-    expect((await refusal(accept(w.dir, rootOf(keys([1]), 1), w.hw))).lines[0]).toMatch(/policy_rotation_invalid: the new root is unusable: root: threshold 2 is more than its 1 key\(s\)$/);
+    signDir(w.dir, { version: 1, keys: keys([1]), root: { version: 2, keys: rootFromPems([K[2]!.publicPem], 1).keys, threshold: 2 } });
+    expect((await refusal(accept(w.dir, rootOf(keys([1]), 1), w.hw))).lines[0]).toMatch(/policy_rotation_invalid: the new root is unusable: root keys: threshold 2 is more than its 1 key\(s\)$/);
   });
 
-  it('an operator who pins a new root in the config overrides the rotation the state remembers', async () => {
+  it('a config pin the stored rotation does not descend from stops loads until resolved (policy_state_unavailable)', async () => {
     const w = world();
-    signDir(w.dir, { version: 1, keys: keys([1, 2]), root: rootFromPems([K[2]!.publicPem], 1) });
+    signDir(w.dir, { version: 1, keys: keys([1, 2]), root: rootFromPems([K[2]!.publicPem], 1, { version: 2 }) });
     await accept(w.dir, rootOf(keys([1]), 1), w.hw);
     signDir(w.dir, { version: 2, keys: keys([3]) });
-    expect((await accept(w.dir, rootOf(keys([3]), 1), w.hw)).version).toBe(2);
+    expect((await refusal(accept(w.dir, rootOf(keys([3]), 1), w.hw))).code).toBe('policy_state_unavailable');
+  });
+});
+
+describe('offline root, online signers', () => {
+  // Root keys 0 and 1 (offline, 2 of 2); online signers 5, then 6 after a revocation.
+  const withSigners = (version: number, signers: number[]) =>
+    rootFromPems([K[0]!.publicPem, K[1]!.publicPem], 2, { version, signers: { pems: signers.map((i) => K[i]!.publicPem), threshold: 1 } });
+  const pinned = () => rootOf(keys([0, 1]), 2);
+
+  async function certified() {
+    const w = world();
+    signDir(w.dir, { version: 1, keys: keys([0, 1]), root: withSigners(2, [5]) });
+    expect((await accept(w.dir, pinned(), w.hw)).rotated).toBe(true);
+    return w;
+  }
+
+  it('the root certifies an online signer, which then signs bundles alone (the root keys stay offline)', async () => {
+    const w = await certified();
+    signDir(w.dir, { version: 2, keys: keys([5]), root: withSigners(2, [5]) });
+    expect((await accept(w.dir, pinned(), w.hw)).signers).toEqual([K[5]!.id]);
+    signDir(w.dir, { version: 3, keys: keys([5]) }); // the root need not be carried
+    expect((await accept(w.dir, pinned(), w.hw)).version).toBe(3);
+  });
+
+  it('the online signer cannot change the root (python-tuf "1-of-1 key rotation fail: not signed with old key")', async () => {
+    const w = await certified();
+    signDir(w.dir, { version: 2, keys: keys([5, 6]), root: withSigners(3, [5, 6]) });
+    expect((await refusal(accept(w.dir, pinned(), w.hw))).code).toBe('policy_unknown_signer');
+  });
+
+  it('root keys alone do not sign ordinary bundles once signers are named', async () => {
+    const w = await certified();
+    signDir(w.dir, { version: 2, keys: keys([0, 1]) });
+    expect((await refusal(accept(w.dir, pinned(), w.hw))).code).toBe('policy_unknown_signer');
+  });
+
+  it('emergency revocation: the root replaces a compromised signer, whose bundles are refused from then on', async () => {
+    const w = await certified();
+    signDir(w.dir, { version: 2, keys: keys([0, 1]), root: withSigners(3, [6]) });
+    await accept(w.dir, pinned(), w.hw);
+    signDir(w.dir, { version: 3, keys: keys([5]) });
+    expect((await refusal(accept(w.dir, pinned(), new FileHighWater(path.dirname(w.dir))))).code).toBe('policy_unknown_signer');
+    signDir(w.dir, { version: 3, keys: keys([6]) });
+    expect((await accept(w.dir, pinned(), w.hw)).signers).toEqual([K[6]!.id]);
+  });
+
+  it('fast-forward recovery (tuf-conformance test_new_targets_fast_forward_recovery): a new root starts bundle versions over', async () => {
+    const w = await certified();
+    signDir(w.dir, { version: 2 ** 32 - 1, keys: keys([5]) }); // a compromised signer jumps to the last version
+    await accept(w.dir, pinned(), w.hw);
+    signDir(w.dir, { version: 1, keys: keys([0, 1]), root: withSigners(3, [6]) });
+    expect((await accept(w.dir, pinned(), w.hw)).version).toBe(1);
+    signDir(w.dir, { version: 2, keys: keys([6]) });
+    expect((await accept(w.dir, pinned(), w.hw)).version).toBe(2);
+  });
+
+  it('an old root-changing bundle replayed is a rollback (its root version is below the one in force)', async () => {
+    const w = await certified();
+    const revoke = () => signDir(w.dir, { version: 5, keys: keys([0, 1]), root: withSigners(3, [6]) });
+    signDir(w.dir, { version: 4, keys: keys([0, 1]), root: withSigners(2, [5]) });
+    const old = readFileSync(path.join(w.dir, BUNDLE_FILE));
+    revoke();
+    await accept(w.dir, pinned(), w.hw);
+    writeFileSync(path.join(w.dir, BUNDLE_FILE), old);
+    const r = await refusal(accept(w.dir, pinned(), w.hw));
+    expect(r.lines[0]).toMatch(/policy_rollback: the bundle carries root version 2; root version 3 is in force$/);
+  });
+
+  it('a root version must go up by exactly one (go-tuf TestNewRootNonconsecutiveVersion, TestNewRootSameVersion)', async () => {
+    const w = await certified();
+    signDir(w.dir, { version: 2, keys: keys([0, 1]), root: withSigners(4, [6]) });
+    expect((await refusal(accept(w.dir, pinned(), w.hw))).lines[0]).toMatch(/policy_rotation_invalid: the new root must be version 3, it is 4$/);
+    signDir(w.dir, { version: 2, keys: keys([0, 1]), root: withSigners(2, [6]) });
+    expect((await refusal(accept(w.dir, pinned(), w.hw))).lines[0]).toMatch(/policy_rollback: the bundle carries root version 2; root version 2 is in force$/);
   });
 });
 
