@@ -155,9 +155,10 @@ async function startPolicy(config: Config, clock: Clock, log: Logger, onLoaded: 
 
 /** One warning for every grant of a key the keystore does not hold (a summary, for large policies). */
 function warnMissingKeys(policy: Policy, keys: KeyService, log: Logger): void {
-  const missing = new Set<string>();
-  for (const sw of policy.software) for (const g of sw.grants) for (const k of g.keys) if (!keys.has(k.name)) missing.add(k.name);
-  if (missing.size) log.warn({ keys: [...missing].slice(0, 20), count: missing.size }, 'the policy grants keys that do not exist yet');
+  const granted = new Set<string>();
+  for (const sw of policy.software) for (const g of sw.grants) for (const k of g.keys) granted.add(k.name);
+  const missing = [...granted].filter((name) => !keys.has(name));
+  if (missing.length) log.warn({ keys: missing.slice(0, 20), count: missing.length }, 'the policy grants keys that do not exist yet');
 }
 
 export async function startBroker(config: Config, opts: BrokerOptions = {}): Promise<Broker> {

@@ -6,7 +6,7 @@
  * The result is plain data (PEM text, arrays, JSON chunks) so that it can be made in a worker
  * thread and handed to the main thread cheaply; `hydrate.ts` turns it into the Policy.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import path from 'node:path';
 import { formatPath } from '../yamlSource.js';
 import { displayPath, POLICY_FILE, type PolicyTree } from './files.js';
@@ -26,7 +26,8 @@ export interface SoftwareData {
 
 export interface CompiledPolicy {
   nodeCAs: Array<{ name: string; pem: string }>;
-  publishers: Array<{ name: string; kind: 'key' | 'ca'; pem: string; subjects?: string[] }>;
+  /** A key publisher's KeyObject crosses to the main thread as is (KeyObjects are cloneable); a CA's PEM is parsed again. */
+  publishers: Array<{ name: string; kind: 'key'; key: KeyObject } | { name: string; kind: 'ca'; pem: string; subjects?: string[] }>;
   zones: Zone[];
   /** Software entries as JSON arrays of at most SOFTWARE_CHUNK entries each. */
   software: string[];
@@ -34,7 +35,8 @@ export interface CompiledPolicy {
   sources: Array<{ file: string; sha256: string }>;
 }
 
-export const SOFTWARE_CHUNK = 500;
+/** Entries per chunk: building one chunk on the event loop takes a few milliseconds. */
+export const SOFTWARE_CHUNK = 200;
 
 export interface CompileOptions {
   vars?: Record<string, string>;
@@ -89,11 +91,10 @@ export function compilePolicy(tree: Pick<PolicyTree, 'dir' | 'files'>, opts: Com
   unique(sections.teams, 'team');
 
   const ctx: MaterialContext = { tree, vars: opts.vars ?? {}, insideOnly: opts.insideOnly ?? false };
-  const material = (l: Located<unknown>, sub: PropertyKey[], m: { file?: string; pem?: string }, check: (pem: string) => unknown): string | undefined => {
+  const material = <T>(l: Located<unknown>, sub: PropertyKey[], m: { file?: string; pem?: string }, parse: (pem: string) => T): { pem: string; parsed: T } | undefined => {
     try {
       const pem = readMaterial(m, ctx);
-      check(pem);
-      return pem;
+      return { pem, parsed: parse(pem) };
     } catch (e) {
       if (!(e instanceof MaterialError)) throw e;
       report(l, sub, e.message);
@@ -103,14 +104,19 @@ export function compilePolicy(tree: Pick<PolicyTree, 'dir' | 'files'>, opts: Com
 
   const nodeCAs: CompiledPolicy['nodeCAs'] = [];
   for (const l of sections.nodeCAs) {
-    const pem = material(l, ['certificate'], l.value.certificate, parseCaCertificate);
-    if (pem) nodeCAs.push({ name: l.value.name, pem });
+    const m = material(l, ['certificate'], l.value.certificate, parseCaCertificate);
+    if (m) nodeCAs.push({ name: l.value.name, pem: m.pem });
   }
   const publishers: CompiledPolicy['publishers'] = [];
   for (const l of sections.publishers) {
     const { name, publicKey, certificate, subjects } = l.value;
-    const pem = publicKey ? material(l, ['publicKey'], publicKey, parsePublisherKey) : material(l, ['certificate'], certificate!, parseCaCertificate);
-    if (pem) publishers.push({ name, kind: publicKey ? 'key' : 'ca', pem, ...(subjects ? { subjects } : {}) });
+    if (publicKey) {
+      const m = material(l, ['publicKey'], publicKey, parsePublisherKey);
+      if (m) publishers.push({ name, kind: 'key', key: m.parsed });
+    } else {
+      const m = material(l, ['certificate'], certificate!, parseCaCertificate);
+      if (m) publishers.push({ name, kind: 'ca', pem: m.pem, ...(subjects ? { subjects } : {}) });
+    }
   }
   const nodeCANames = new Set(sections.nodeCAs.map((l) => l.value.name));
   const publisherNames = new Set(sections.publishers.map((l) => l.value.name));

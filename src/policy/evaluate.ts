@@ -34,7 +34,7 @@ export const approves = (rule: ArtifactRule, digest: string, signedBy: ReadonlyS
   rule.digests.has(digest) || rule.publishers.some((p) => signedBy.has(p));
 
 export function approvedSoftware(policy: Policy, claims: Pick<Claims, 'binary' | 'image'>): Software[] {
-  return indexOf(policy).softwareFor(claims.binary.sha256, claims.binary.publishers).filter(
+  return indexOf(policy).softwareFor(claims.binary, claims.image).filter(
     (sw) =>
       approves(sw.binary, claims.binary.sha256, claims.binary.publishers) &&
       (!sw.image || (claims.image !== undefined && approves(sw.image, claims.image.digest, claims.image.publishers))),

@@ -1,15 +1,16 @@
 /**
  * The policy high-water mark in a small JSON file in the state directory, written atomically
- * (temp file, fsync, rename). Compare-and-set runs under the kernel file lock the keystore uses
+ * (temp file, fsync, rename, fsync of the directory, off the event loop). Compare-and-set runs under the kernel file lock the keystore uses
  * (an abstract Unix socket named after the file), so brokers and CLIs sharing the state directory
  * on one host serialise; within one process a promise chain serialises first. A mark file that
  * cannot be read or parsed fails closed: nothing is accepted until an operator looks at it (a
  * silently reset mark would reopen the rollback window).
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from '../fsAtomic.js';
 import { withFileLock } from '../keys/lockFile.js';
 import { checkMark, decideAdvance, type AdvanceResult, type PolicyHighWater, type PolicyMark } from './highWater.js';
 
@@ -38,11 +39,11 @@ export class FileHighWater implements PolicyHighWater {
   async advance(mark: PolicyMark): Promise<AdvanceResult> {
     checkMark(mark);
     const run = this.chain.then(() =>
-      withFileLock(this.file, () => {
+      withFileLock(this.file, async () => {
         const decision = decideAdvance(this.read(), mark);
         if (decision !== 'write') return decision;
         const stored: PolicyMark = { version: mark.version, manifestSha256: mark.manifestSha256, ...(mark.root !== undefined ? { root: mark.root } : {}) };
-        writeFileAtomic(this.file, JSON.stringify(stored) + '\n', 0o600);
+        await writeAtomic(this.file, JSON.stringify(stored) + '\n');
         return 'ok' as const;
       }),
     );
@@ -66,5 +67,33 @@ export class FileHighWater implements PolicyHighWater {
     }
     if (!parsed?.success) throw new HighWaterFileError(`the policy high-water mark ${this.file} is corrupt; restore it from a backup (or, knowing the risk of a rollback, remove it)`);
     return parsed.data;
+  }
+}
+
+/**
+ * fsAtomic's temp-fsync-rename-fsync, with the fsyncs on libuv's thread pool: a reload records
+ * the mark on the broker's event loop, which must not wait for the disk.
+ */
+async function writeAtomic(file: string, data: string): Promise<void> {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
   }
 }

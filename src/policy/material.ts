@@ -73,10 +73,14 @@ export function parseCaCertificate(pem: string): { cert: X509Certificate; finger
   return { cert, fingerprint: createHash('sha256').update(cert.raw).digest('hex') };
 }
 
+const SPKI_PEM = /^\s*-----BEGIN PUBLIC KEY-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END PUBLIC KEY-----\s*$/;
+
 export function parsePublisherKey(pem: string): KeyObject {
   let key: KeyObject;
   try {
-    key = createPublicKey(pem);
+    // A plain SPKI PEM is decoded here: OpenSSL's generic PEM decoding costs twice as much.
+    const spki = SPKI_PEM.exec(pem);
+    key = spki ? createPublicKey({ key: Buffer.from(spki[1]!, 'base64'), format: 'der', type: 'spki' }) : createPublicKey(pem);
   } catch {
     throw new MaterialError('not a PEM public key');
   }

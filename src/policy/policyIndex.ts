@@ -2,8 +2,10 @@
  * Lookup tables built once per policy, so that a decision costs the same with 10 software entries
  * or 10,000: no request scans every entry, zone or publisher.
  *
- * - software: by pinned binary digest and by binary publisher → positions of the entries whose
- *   binary rule can approve; only those are checked (image rule and grants included);
+ * - software: entries without an image rule by what approves their binary (a pinned digest or a
+ *   publisher); entries with one by each pair (binary approver, image approver), so that a
+ *   release's candidates are the entries that can approve both its binary and its image, however
+ *   many entries share a publisher; only those candidates are checked;
  * - zones: each zone under its most selective condition (SAN URI prefix, then subject, then node
  *   CA); a node looks up its own SAN URI prefixes of the lengths that occur, its subject and CA;
  * - publishers: certificate publishers by their CA's subject (a signing path must name it as an
@@ -16,8 +18,8 @@ import type { NodeIdentity } from './evaluate.js';
 import type { Policy, Publisher, Software, Zone } from './types.js';
 
 export interface PolicyIndex {
-  /** Entries whose binary rule approves this digest or one of these publishers, in policy order. */
-  softwareFor(sha256: string, publishers: ReadonlySet<string>): Software[];
+  /** Entries that may approve this binary (and image), in policy order; the caller checks each. */
+  softwareFor(binary: { sha256: string; publishers: ReadonlySet<string> }, image?: { digest: string; publishers: ReadonlySet<string> }): Software[];
   /** Zones whose conditions all hold for this node, in policy order. */
   zonesOf(node: NodeIdentity): string[];
   /** Bare-key publishers: any of them may have signed anything. */
@@ -49,18 +51,27 @@ const push = <K>(m: Map<K, number[]>, k: K, v: number) => {
   else if (list[list.length - 1] !== v) list.push(v);
 };
 
+/** An entry with more (binary, image) approver pairs than this is indexed by its binary approvers only. */
+const MAX_PAIRS = 64;
+const approvers = (rule: { digests: Iterable<string>; publishers: readonly string[] }): string[] => [...[...rule.digests].map((d) => `d:${d}`), ...rule.publishers.map((p) => `p:${p}`)];
+const claimed = (digest: string, publishers: ReadonlySet<string>): string[] => [`d:${digest}`, ...[...publishers].map((p) => `p:${p}`)];
+
 /** Filled entry by entry (hydration adds them in chunks), then finished with the whole policy. */
 export class SoftwareIndexBuilder {
-  private readonly byDigest = new Map<string, number[]>();
-  private readonly byPublisher = new Map<string, number[]>();
+  /** Entries without an image rule, or with too many pairs, by binary approver. */
+  private readonly byBinary = new Map<string, number[]>();
+  /** Entries with an image rule, by `binary approver \n image approver`. */
+  private readonly byPair = new Map<string, number[]>();
 
   add(sw: Software, pos: number): void {
-    for (const d of sw.binary.digests) push(this.byDigest, d, pos);
-    for (const p of sw.binary.publishers) push(this.byPublisher, p, pos);
+    const bins = approvers(sw.binary);
+    const imgs = sw.image ? approvers(sw.image) : [];
+    if (!sw.image || bins.length * imgs.length > MAX_PAIRS) for (const b of bins) push(this.byBinary, b, pos);
+    else for (const b of bins) for (const m of imgs) push(this.byPair, `${b}\n${m}`, pos);
   }
 
   finish(policy: Policy): PolicyIndex {
-    const { byDigest, byPublisher } = this;
+    const { byBinary, byPair } = this;
     const zones = zoneIndex(policy.zones);
     const keyPublishers = [...policy.publishers.values()].filter((p) => p.kind === 'key');
     const order = new Map<Publisher, number>();
@@ -70,14 +81,18 @@ export class SoftwareIndexBuilder {
       if (p.kind === 'ca') bySubject.set(p.ca.subject, [...(bySubject.get(p.ca.subject) ?? []), p]);
     }
     return {
-      softwareFor(sha256, publishers) {
+      softwareFor(binary, image) {
         const lists: number[][] = [];
-        const pinned = byDigest.get(sha256);
-        if (pinned) lists.push(pinned);
-        for (const p of publishers) {
-          const l = byPublisher.get(p);
+        const imgs = image ? claimed(image.digest, image.publishers) : [];
+        for (const b of claimed(binary.sha256, binary.publishers)) {
+          const l = byBinary.get(b);
           if (l) lists.push(l);
+          for (const m of imgs) {
+            const pair = byPair.get(`${b}\n${m}`);
+            if (pair) lists.push(pair);
+          }
         }
+        if (lists.length === 0) return [];
         const positions = lists.length === 1 ? lists[0]! : [...new Set(lists.flat())].sort((a, b) => a - b);
         return positions.map((i) => policy.software[i]!);
       },
@@ -115,16 +130,16 @@ function zoneIndex(zones: readonly Zone[]): (node: NodeIdentity) => string[] {
   });
   const lengths = [...prefixLengths];
   return (node) => {
-    const found = new Set<number>();
-    const add = (l: number[] | undefined) => l?.forEach((i) => found.add(i));
+    const lists: number[][] = [];
+    const add = (l: number[] | undefined) => l && lists.push(l);
     for (const uri of node.sanUris) for (const n of lengths) if (uri.length >= n) add(byPrefix.get(uri.slice(0, n)));
     add(bySubject.get(node.subject));
     add(byCA.get(node.nodeCA));
-    return [...found]
-      .sort((a, b) => a - b)
-      .map((i) => zones[i]!)
-      .filter((z) => matchesZone(z, node))
-      .map((z) => z.name);
+    if (lists.length === 0) return [];
+    const positions = lists.length === 1 ? lists[0]! : [...new Set(lists.flat())].sort((a, b) => a - b);
+    const out: string[] = [];
+    for (const i of positions) if (matchesZone(zones[i]!, node)) out.push(zones[i]!.name);
+    return out;
   };
 }
 

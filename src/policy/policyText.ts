@@ -33,14 +33,15 @@ export function parsePolicyText(text: string): PolicyText {
   const locate: Locate = (p, o) => located().locate(p, o);
   let value: unknown;
   try {
-    value = yaml.load(text, { schema: yaml.CORE_SCHEMA, json: false });
+    value = yaml.load(text, { schema: yaml.CORE_SCHEMA, json: false, maxDepth: MAX_DEPTH } as yaml.LoadOptions);
   } catch (e) {
     // The parser that decides is the one that explains (no second opinion from another parser).
     const mark = e instanceof yaml.YAMLException ? e.mark : undefined;
     const message = e instanceof yaml.YAMLException ? e.reason : e instanceof RangeError ? 'nested too deeply' : String(e);
     return { value: undefined, locate, errors: [{ path: '(syntax)', message, pos: mark ? { line: mark.line + 1, col: mark.column + 1 } : { line: 1, col: 1 } }] };
   }
-  const shape = expandedShape(value);
+  // Without an alias (`*name`) nothing is shared, so nothing can expand; js-yaml bounds the depth.
+  const shape = text.includes('*') ? expandedShape(value) : undefined;
   if (shape) return { value: undefined, locate, errors: [{ path: '(aliases)', message: shape, pos: { line: 1, col: 1 } }] };
   return { value: value ?? {}, locate, errors: [] };
 }
@@ -61,33 +62,35 @@ export function parseSchemaFile<T>(bytes: Buffer, file: string, schema: z.ZodTyp
 
 /** Why the value is too large once its aliases are expanded, or undefined when it is not. */
 function expandedShape(root: unknown): string | undefined {
-  const memo = new Map<object, number>();
+  // Size (nodes once expanded) and height of each shared subtree, computed once.
+  const memo = new Map<object, { size: number; height: number }>();
   const open = new Set<object>();
-  let why: string | undefined;
-  const size = (v: unknown, depth: number): number => {
-    if (v === null || typeof v !== 'object' || why) return 1;
+  let cyclic = false;
+  const measure = (v: unknown): { size: number; height: number } => {
+    if (v === null || typeof v !== 'object' || cyclic) return { size: 1, height: 0 };
     const known = memo.get(v);
-    if (known !== undefined) return known;
+    if (known) return known;
     if (open.has(v)) {
-      why = 'an alias refers to a node that contains it';
-      return 1;
-    }
-    if (depth > MAX_DEPTH) {
-      why = `nested more than ${MAX_DEPTH} levels deep`;
-      return 1;
+      cyclic = true;
+      return { size: 1, height: 0 };
     }
     open.add(v);
-    let n = 1;
+    let size = 1;
+    let height = 0;
     for (const child of Array.isArray(v) ? v : Object.values(v)) {
-      n += size(child, depth + 1);
-      if (n > MAX_EXPANDED_NODES) break;
+      const c = measure(child);
+      size += c.size;
+      height = Math.max(height, c.height + 1);
+      if (size > MAX_EXPANDED_NODES || height > MAX_DEPTH) break;
     }
     open.delete(v);
-    memo.set(v, n);
-    return n;
+    const m = { size, height };
+    memo.set(v, m);
+    return m;
   };
-  const total = size(root, 0);
-  if (why) return why;
-  if (total > MAX_EXPANDED_NODES) return `aliases expand to more than ${MAX_EXPANDED_NODES.toLocaleString('en')} nodes (an alias bomb?)`;
+  const { size, height } = measure(root);
+  if (cyclic) return 'an alias refers to a node that contains it';
+  if (size > MAX_EXPANDED_NODES) return `aliases expand to more than ${MAX_EXPANDED_NODES.toLocaleString('en')} nodes (an alias bomb?)`;
+  if (height > MAX_DEPTH) return `nested more than ${MAX_DEPTH} levels deep`;
   return undefined;
 }

@@ -13,6 +13,7 @@
  * root the policy is unsigned, which the runtime says at start, in status and in its metrics.
  */
 import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { BrokerError } from '../errors.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
@@ -175,12 +176,14 @@ export class PolicyRuntime {
     if (facts) checkVersion(dir, mark, facts);
     const current = this.#current as PolicySnapshot | undefined;
     if (current && current.manifestSha256 === result.manifestSha256) return { outcome: 'unchanged', version: current.version, manifestSha256: current.manifestSha256 };
-    const policy = await hydrateAsync(result.compiled);
+    const built = performance.now();
+    const { policy, longestSliceMs } = await hydrateAsync(result.compiled);
+    const buildMs = performance.now() - built;
     if (facts && this.pinned) await recordAccepted(dir, highWater, facts, this.pinned);
     this.#current = { policy, version: b?.version ?? null, manifestSha256: result.manifestSha256, signed: b !== undefined, expires: b?.expires ?? null, loadedAt: clock.now() };
     this.#expiredLogged = false;
     this.o.log.info(
-      { policyDir: dir, signed: b !== undefined, version: b?.version, manifestSha256: result.manifestSha256, expires: b ? new Date(b.expires).toISOString() : undefined, signers: b?.signers, rotated: b?.rotated || undefined, files: policy.sources.map((f) => f.file), software: policy.software.length },
+      { policyDir: dir, signed: b !== undefined, version: b?.version, manifestSha256: result.manifestSha256, expires: b ? new Date(b.expires).toISOString() : undefined, signers: b?.signers, rotated: b?.rotated || undefined, files: policy.sources.map((f) => f.file), software: policy.software.length, buildMs: Math.round(buildMs), longestSliceMs: Math.round(longestSliceMs * 10) / 10 },
       'policy loaded',
     );
     this.o.onLoaded?.(this.#current);

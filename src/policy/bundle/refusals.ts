@@ -41,7 +41,7 @@ export class PolicyRefusal extends Error {
     readonly code: RefusalCode,
     readonly problems: PolicyProblem[],
   ) {
-    super(`${code}: ${problems.map((p) => p.message).join('; ')}`);
+    super(`${code} (${problems.length} problem(s))`);
     this.name = 'PolicyRefusal';
   }
 }

@@ -157,10 +157,12 @@ describe('text that is not what it seems', () => {
   });
 
   it('nesting without end is refused', () => {
-    const d = dir({ 'deep.yaml': `zones: ${'['.repeat(80)}${']'.repeat(80)}\n`, 'deeper.json': `${'['.repeat(20000)}${']'.repeat(20000)}` });
+    const chain = ['a0: &a0 [x]', ...Array.from({ length: 80 }, (_, i) => `a${i + 1}: &a${i + 1} [*a${i}]`)].join('\n') + '\n';
+    const d = dir({ 'deep.yaml': `zones: ${'['.repeat(80)}${']'.repeat(80)}\n`, 'deeper.json': `${'['.repeat(20000)}${']'.repeat(20000)}`, 'chained.yaml': chain });
     expect(problems(d)).toEqual([
-      `${d}/deep.yaml:1:1 (aliases): nested more than 64 levels deep`,
-      `${d}/deeper.json:1:100 (syntax): nesting exceeded maxDepth (100)`,
+      `${d}/chained.yaml:1:1 (aliases): nested more than 64 levels deep`,
+      `${d}/deep.yaml:1:71 (syntax): nesting exceeded maxDepth (64)`,
+      `${d}/deeper.json:1:64 (syntax): nesting exceeded maxDepth (64)`,
     ]);
   });
 

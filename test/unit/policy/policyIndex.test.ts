@@ -30,7 +30,9 @@ function randomPolicy(r: ReturnType<typeof rng>): Policy {
   const software: Software[] = Array.from({ length: 40 }, (_, i) => {
     let binary = { digests: new Set(some(DIGESTS, 0.15)), publishers: some(PUBS, 0.2) };
     if (binary.digests.size + binary.publishers.length === 0) binary = { digests: new Set([r.pick(DIGESTS)]), publishers: [] };
-    const image = r.chance(0.4) ? { digests: new Set(some(IMAGES, 0.2)), publishers: some(PUBS, 0.3) } : undefined;
+    // Now and then an entry that approves everything: too many (binary, image) pairs to index as pairs.
+    if (r.chance(0.05)) binary = { digests: new Set(DIGESTS), publishers: [...PUBS] };
+    const image = r.chance(0.05) ? { digests: new Set(IMAGES), publishers: [...PUBS] } : r.chance(0.4) ? { digests: new Set(some(IMAGES, 0.2)), publishers: some(PUBS, 0.3) } : undefined;
     return { name: `s${i}`, binary, ...(image ? { image } : {}), grants: [{ keys: [{ name: 'team/a' }], zones: ['z0'] }] };
   });
   return { nodeCAs: new Map(), publishers: new Map(), zones, software, teams: [], sources: [] };
