@@ -6,8 +6,8 @@
  *   publisher); entries with one by each pair (binary approver, image approver), so that a
  *   release's candidates are the entries that can approve both its binary and its image, however
  *   many entries share a publisher; only those candidates are checked;
- * - zones: each zone under its most selective condition (SAN URI prefix, then subject, then node
- *   CA); a node looks up its own SAN URI prefixes of the lengths that occur, its subject and CA;
+ * - zones: each zone under its most selective condition (SAN URI prefix, by its directory; then
+ *   subject; then node CA); a node looks up its own URI directories, its subject and its CA;
  * - publishers: certificate publishers by their CA's subject (a signing path must name it as an
  *   issuer); bare-key publishers are all candidates, with their verdicts cached per signature.
  *
@@ -53,25 +53,43 @@ const push = <K>(m: Map<K, number[]>, k: K, v: number) => {
 
 /** An entry with more (binary, image) approver pairs than this is indexed by its binary approvers only. */
 const MAX_PAIRS = 64;
-const approvers = (rule: { digests: Iterable<string>; publishers: readonly string[] }): string[] => [...[...rule.digests].map((d) => `d:${d}`), ...rule.publishers.map((p) => `p:${p}`)];
-const claimed = (digest: string, publishers: ReadonlySet<string>): string[] => [`d:${digest}`, ...[...publishers].map((p) => `p:${p}`)];
+
+/** What one binary approver (a digest or a publisher) leads to. */
+interface BinaryNode {
+  /** Entries with no image rule (or too many pairs to index): checked whatever the image. */
+  plain: number[];
+  /** Entries with an image rule, by what approves their image (made when first needed). */
+  byImageDigest?: Map<string, number[]>;
+  byImagePublisher?: Map<string, number[]>;
+}
+
+const node = (m: Map<string, BinaryNode>, k: string): BinaryNode => {
+  let n = m.get(k);
+  if (!n) m.set(k, (n = { plain: [] }));
+  return n;
+};
+const pushTo = (list: number[], v: number) => list[list.length - 1] !== v && list.push(v);
 
 /** Filled entry by entry (hydration adds them in chunks), then finished with the whole policy. */
 export class SoftwareIndexBuilder {
-  /** Entries without an image rule, or with too many pairs, by binary approver. */
-  private readonly byBinary = new Map<string, number[]>();
-  /** Entries with an image rule, by `binary approver \n image approver`. */
-  private readonly byPair = new Map<string, number[]>();
+  private readonly byDigest = new Map<string, BinaryNode>();
+  private readonly byPublisher = new Map<string, BinaryNode>();
 
   add(sw: Software, pos: number): void {
-    const bins = approvers(sw.binary);
-    const imgs = sw.image ? approvers(sw.image) : [];
-    if (!sw.image || bins.length * imgs.length > MAX_PAIRS) for (const b of bins) push(this.byBinary, b, pos);
-    else for (const b of bins) for (const m of imgs) push(this.byPair, `${b}\n${m}`, pos);
+    const bins = [...[...sw.binary.digests].map((d) => node(this.byDigest, d)), ...sw.binary.publishers.map((p) => node(this.byPublisher, p))];
+    const img = sw.image;
+    if (!img || bins.length * (img.digests.size + img.publishers.length) > MAX_PAIRS) {
+      for (const b of bins) pushTo(b.plain, pos);
+      return;
+    }
+    for (const b of bins) {
+      for (const d of img.digests) push((b.byImageDigest ??= new Map()), d, pos);
+      for (const p of img.publishers) push((b.byImagePublisher ??= new Map()), p, pos);
+    }
   }
 
   finish(policy: Policy): PolicyIndex {
-    const { byBinary, byPair } = this;
+    const { byDigest, byPublisher } = this;
     const zones = zoneIndex(policy.zones);
     const keyPublishers = [...policy.publishers.values()].filter((p) => p.kind === 'key');
     const order = new Map<Publisher, number>();
@@ -83,15 +101,21 @@ export class SoftwareIndexBuilder {
     return {
       softwareFor(binary, image) {
         const lists: number[][] = [];
-        const imgs = image ? claimed(image.digest, image.publishers) : [];
-        for (const b of claimed(binary.sha256, binary.publishers)) {
-          const l = byBinary.get(b);
-          if (l) lists.push(l);
-          for (const m of imgs) {
-            const pair = byPair.get(`${b}\n${m}`);
-            if (pair) lists.push(pair);
+        const visit = (b: BinaryNode | undefined) => {
+          if (!b) return;
+          if (b.plain.length) lists.push(b.plain);
+          if (!image) return;
+          const d = b.byImageDigest?.get(image.digest);
+          if (d) lists.push(d);
+          if (b.byImagePublisher) {
+            for (const p of image.publishers) {
+              const l = b.byImagePublisher.get(p);
+              if (l) lists.push(l);
+            }
           }
-        }
+        };
+        visit(byDigest.get(binary.sha256));
+        for (const p of binary.publishers) visit(byPublisher.get(p));
         if (lists.length === 0) return [];
         const positions = lists.length === 1 ? lists[0]! : [...new Set(lists.flat())].sort((a, b) => a - b);
         return positions.map((i) => policy.software[i]!);
@@ -114,25 +138,37 @@ export class SoftwareIndexBuilder {
   }
 }
 
-/** A node's zones: candidates from the tables, then every condition checked, in policy order. */
+/**
+ * A node's zones: candidates from the tables, then every condition checked, in policy order. A
+ * SAN URI prefix is filed under its directory (up to its last "/"), and a URI looks up its own
+ * directories of the lengths that occur — a few lookups, however many zones there are.
+ */
 function zoneIndex(zones: readonly Zone[]): (node: NodeIdentity) => string[] {
-  const byPrefix = new Map<string, number[]>();
+  const byDir = new Map<string, number[]>();
   const bySubject = new Map<string, number[]>();
   const byCA = new Map<string, number[]>();
-  const prefixLengths = new Set<number>();
+  let minDir = Infinity;
+  let maxDir = -1;
   zones.forEach((z, i) => {
     const m = z.match;
     if (m.sanUriPrefix !== undefined) {
-      push(byPrefix, m.sanUriPrefix, i);
-      prefixLengths.add(m.sanUriPrefix.length);
+      const dir = m.sanUriPrefix.slice(0, m.sanUriPrefix.lastIndexOf('/') + 1);
+      push(byDir, dir, i);
+      minDir = Math.min(minDir, dir.length);
+      maxDir = Math.max(maxDir, dir.length);
     } else if (m.subject !== undefined) push(bySubject, m.subject, i);
     else if (m.nodeCA !== undefined) push(byCA, m.nodeCA, i);
   });
-  const lengths = [...prefixLengths];
+  const rootDir = byDir.get('');
   return (node) => {
     const lists: number[][] = [];
     const add = (l: number[] | undefined) => l && lists.push(l);
-    for (const uri of node.sanUris) for (const n of lengths) if (uri.length >= n) add(byPrefix.get(uri.slice(0, n)));
+    if (maxDir >= 0) {
+      for (const uri of node.sanUris) {
+        if (rootDir) lists.push(rootDir);
+        for (let at = uri.indexOf('/', Math.max(0, minDir - 1)); at >= 0 && at < maxDir; at = uri.indexOf('/', at + 1)) add(byDir.get(uri.slice(0, at + 1)));
+      }
+    }
     add(bySubject.get(node.subject));
     add(byCA.get(node.nodeCA));
     if (lists.length === 0) return [];

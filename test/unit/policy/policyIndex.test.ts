@@ -18,8 +18,8 @@ const IMAGES = DIGESTS.map((d) => `sha256:${d}`);
 const PUBS = ['p0', 'p1', 'p2', 'p3', 'p4'];
 const CAS = ['ca0', 'ca1'];
 const SUBJECTS = ['CN=n0', 'CN=n1', 'CN=n2'];
-const PREFIXES = ['spiffe://t/', 'spiffe://t/z1/', 'spiffe://t/z2/', 'spiffe://u/'];
-const SANS = ['spiffe://t/z1/n0', 'spiffe://t/z2/n1', 'spiffe://u/x', 'spiffe://v/y'];
+const PREFIXES = ['spiffe://t/', 'spiffe://t/z1/', 'spiffe://t/z2/', 'spiffe://u/', 'spiffe://t/z', 'urn:x', 'spiffe://t/z1/n'];
+const SANS = ['spiffe://t/z1/n0', 'spiffe://t/z2/n1', 'spiffe://u/x', 'spiffe://v/y', 'urn:xyz'];
 
 function randomPolicy(r: ReturnType<typeof rng>): Policy {
   const some = <T>(xs: readonly T[], p: number) => xs.filter(() => r.chance(p));
