@@ -223,6 +223,18 @@ describe('keyanchor policy explain', () => {
   });
 });
 
+describe('keyanchor serve --require-signed-policy', () => {
+  it('without a pinned root the broker does not start: exit 3 and why', async () => {
+    writeFileSync(path.join(dir, 'nosig.json'), JSON.stringify({ stateDir: 'nosig-state', policyDir: 'plain', insecureHttp: true, listen: { port: 0 }, dev: { enabled: false } }));
+    policyDir('plain');
+    expect(await cli(['--config', 'nosig.json', 'serve', '--require-signed-policy'])).toEqual({
+      code: 3,
+      stdout: '',
+      stderr: 'keyanchor: invalid configuration:\n  nosig.json:1:1 policy: requireSignedPolicy needs a pinned root (policy.root)\n',
+    });
+  });
+});
+
 describe('keyanchor policy schema', () => {
   it('prints the JSON Schemas the committed files hold', async () => {
     expect((await cli(['policy', 'schema'])).stdout).toBe(jsonSchema('policy'));
