@@ -18,7 +18,9 @@ import { Keystore } from './keys/keystore.js';
 import { KeyService } from './keys/keyService.js';
 import type { BrokerError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
-import { formatProblem, loadPolicyDir, PolicyError } from './policy/load.js';
+import type { PolicyHighWater } from './policy/highWater.js';
+import { FileHighWater } from './policy/highWaterFile.js';
+import { PolicyRuntime, type ReloadOutcome } from './policy/runtime.js';
 import type { Policy } from './policy/types.js';
 import { listen } from './server/listen.js';
 import { createNonceStore } from './store/index.js';
@@ -29,9 +31,9 @@ export interface Broker {
   url: string;
   /** Paths of the TLS CA the agent should trust, when the broker made a dev CA. */
   tlsCa?: string;
-  reloadPolicy(): boolean;
+  reloadPolicy(): Promise<ReloadOutcome>;
   /** What SIGHUP does: reload the policy, the TLS certificate and key, and the admin JWKS file. Each keeps its old version on failure. */
-  reload(): { policy: boolean; tls: boolean; jwks: boolean };
+  reload(): Promise<{ policy: boolean; tls: boolean; jwks: boolean }>;
   /** Stops accepting, drains requests in flight for up to `graceMs` (default: server.shutdownGraceSeconds), then closes custody and store. */
   close(graceMs?: number): Promise<void>;
 }
@@ -39,6 +41,8 @@ export interface Broker {
 export interface BrokerOptions {
   clock?: Clock;
   log?: Logger;
+  /** Where the policy high-water mark lives; default: a file in the state directory. */
+  highWater?: PolicyHighWater;
 }
 
 export const policyVars = (config: Pick<Config, 'stateDir'>) => ({ stateDir: config.stateDir });
@@ -73,7 +77,8 @@ export interface Assembled {
   custodian: KeyCustodian;
   tls?: { cert: string; key: string };
   tlsCa?: string;
-  reloadPolicy(): boolean;
+  policy: PolicyRuntime;
+  reloadPolicy(): Promise<ReloadOutcome>;
   /** Re-reads the admin API's JWKS file; throws ConfigError and keeps the keys in force when it is bad. */
   reloadJwks(): void;
   close(): Promise<void>;
@@ -106,25 +111,7 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
     log.info({ key: DEMO_KEY }, 'created the demo key');
   }
 
-  let policy: Policy = loadPolicyDir(config.policyDir, { vars: policyVars(config) });
-  const logPolicy = (p: Policy) => {
-    log.info({ policyDir: config.policyDir, files: p.sources, software: p.software.length, nodeCAs: p.nodeCAs.size }, 'policy loaded');
-    for (const sw of p.software) for (const g of sw.grants) for (const k of g.keys) {
-      if (!keys.has(k.name)) log.warn({ software: sw.name, key: k.name }, 'policy grants a key that does not exist yet');
-    }
-  };
-  logPolicy(policy);
-  const reloadPolicy = (): boolean => {
-    try {
-      policy = loadPolicyDir(config.policyDir, { vars: policyVars(config) });
-      logPolicy(policy);
-      return true;
-    } catch (e) {
-      const problems = e instanceof PolicyError ? e.problems.map(formatProblem) : [String(e)];
-      log.error({ problems }, 'policy reload refused; the previous policy stays in force');
-      return false;
-    }
-  };
+  const policy = await startPolicy(config, clock, log, (s) => warnMissingKeys(s.policy, keys, log), opts.highWater);
 
   const store = createNonceStore(config);
   const nonces = new NonceService(store, clock, config.nonce.ttlSeconds * 1000);
@@ -133,8 +120,9 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
     audit,
     custodian,
     log,
-    release: { nonces, policy: () => policy, keys, clock, maxClockSkewMs: config.evidence.maxClockSkewSeconds * 1000 },
-    ...(adminAuth ? { admin: { keys, policy: () => policy, auth: adminAuth, log } } : {}),
+    policyStatus: () => policy.status(),
+    release: { nonces, policy: () => policy.current(), keys, clock, maxClockSkewMs: config.evidence.maxClockSkewSeconds * 1000 },
+    ...(adminAuth ? { admin: { keys, policy: () => policy.latest().policy, policyRuntime: policy, auth: adminAuth, log } } : {}),
   });
   return {
     app,
@@ -142,14 +130,40 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
     custodian,
     ...(tls ? { tls } : {}),
     ...(tlsCa ? { tlsCa } : {}),
-    reloadPolicy,
+    policy,
+    reloadPolicy: () => policy.reload('sighup'),
     reloadJwks: () => adminAuth?.reload(),
     audit,
     close: async () => {
+      policy.close();
       await store.close();
       await closeKeys();
     },
   };
+}
+
+/** The policy runtime: the first load (fatal on failure), then reloads; watching when configured. */
+async function startPolicy(config: Config, clock: Clock, log: Logger, onLoaded: (s: { policy: Policy }) => void, highWater?: PolicyHighWater): Promise<PolicyRuntime> {
+  const rt = await PolicyRuntime.start({
+    dir: config.policyDir,
+    vars: policyVars(config),
+    root: config.policy.root,
+    requireSigned: config.policy.requireSignedPolicy,
+    highWater: highWater ?? new FileHighWater(config.stateDir),
+    clock,
+    log,
+    onLoaded,
+  });
+  if (config.policy.watch) rt.watch(config.policy.watchDebounceMs);
+  return rt;
+}
+
+/** One warning for every grant of a key the keystore does not hold (a summary, for large policies). */
+function warnMissingKeys(policy: Policy, keys: KeyService, log: Logger): void {
+  const granted = new Set<string>();
+  for (const sw of policy.software) for (const g of sw.grants) for (const k of g.keys) granted.add(k.name);
+  const missing = [...granted].filter((name) => !keys.has(name));
+  if (missing.length) log.warn({ keys: missing.slice(0, 20), count: missing.length }, 'the policy grants keys that do not exist yet');
 }
 
 export async function startBroker(config: Config, opts: BrokerOptions = {}): Promise<Broker> {
@@ -182,7 +196,11 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     url: server.url,
     ...(b.tlsCa ? { tlsCa: b.tlsCa } : {}),
     reloadPolicy: b.reloadPolicy,
-    reload: () => ({ policy: b.reloadPolicy(), tls: server.reloadTls(), jwks: reloadJwks() }),
+    reload: async () => {
+      const tls = server.reloadTls();
+      const jwks = reloadJwks();
+      return { policy: (await b.reloadPolicy()).outcome !== 'refused', tls, jwks };
+    },
     close: (graceMs = config.server.shutdownGraceSeconds * 1000) =>
       (closing ??= (async () => {
         await server.drain(graceMs);

@@ -57,6 +57,23 @@ const Admin = z
   })
   .refine((a) => !a.enabled || a.jwt || a.mtls, 'an enabled admin API needs jwt or mtls');
 
+/** Signed policy bundles and reloading (docs/policy.md, docs/operations.md). */
+const PolicyOptions = z
+  .strictObject({
+    /** The trust root, pinned out of band: PEM public keys (paths relative to the config) and how many must sign. */
+    root: z
+      .strictObject({ keys: z.array(z.string().min(1)).min(1).max(64), threshold: z.number().int().min(1).max(64) })
+      .refine((r) => r.threshold <= r.keys.length, 'the threshold is more than the number of keys')
+      .optional(),
+    /** Refuse to run without a pinned root (an unsigned policy is then impossible). */
+    requireSignedPolicy: z.boolean().default(false),
+    /** Reload when a file of the policy directory changes. */
+    watch: z.boolean().default(true),
+    /** Quiet time after the last change before that reload. */
+    watchDebounceMs: z.number().int().min(50).max(60_000).default(500),
+  })
+  .refine((p) => !p.requireSignedPolicy || p.root !== undefined, 'requireSignedPolicy needs a pinned root (policy.root)');
+
 export const ConfigSchema = z.strictObject({
   listen: z
     .strictObject({
@@ -79,7 +96,9 @@ export const ConfigSchema = z.strictObject({
   /** Plain HTTP, for tests only: allowed only on a loopback address. */
   insecureHttp: z.boolean().default(false),
   stateDir: z.string().min(1).default('state'),
-  policyDir: z.string().min(1).default('policies'),
+  /** The policy directory (see docs/policy.md); the default is the demo policy of the checkout. */
+  policyDir: z.string().min(1).default('policies/demo'),
+  policy: PolicyOptions.default({ requireSignedPolicy: false, watch: true, watchDebounceMs: 500 }),
   nonce: z
     .strictObject({
       ttlSeconds: z.number().int().min(1).max(3600).default(60),
@@ -183,6 +202,7 @@ export interface ConfigOverrides {
   policyDir?: string;
   /** `--dev`: dev mode on whatever the file says. */
   dev?: boolean;
+  requireSignedPolicy?: boolean;
 }
 
 export interface ParseOptions {
@@ -221,6 +241,10 @@ export function parseConfig(text: string | undefined, opts: ParseOptions = {}): 
   if (o.stateDir !== undefined) raw.stateDir = o.stateDir;
   if (o.policyDir !== undefined) raw.policyDir = o.policyDir;
   if (o.dev) raw.dev = { enabled: true };
+  if (o.requireSignedPolicy) {
+    const policy = (raw.policy ??= {}) as Record<string, unknown>;
+    if (typeof policy === 'object' && policy !== null && !Array.isArray(policy)) policy.requireSignedPolicy = true;
+  }
   const result = ConfigSchema.safeParse(raw);
   if (!result.success) {
     for (const p of locateIssues(result.error, locate)) {
@@ -248,6 +272,7 @@ export function parseConfig(text: string | undefined, opts: ParseOptions = {}): 
     stateDir: abs(c.stateDir),
     audit: { ...c.audit, file: path.resolve(abs(c.stateDir), c.audit.file) },
     policyDir: abs(c.policyDir),
+    policy: { ...c.policy, ...(c.policy.root ? { root: { ...c.policy.root, keys: c.policy.root.keys.map(abs) } } : {}) },
     tls: c.tls ? { cert: abs(c.tls.cert), key: abs(c.tls.key) } : undefined,
     admin: {
       ...c.admin,

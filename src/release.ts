@@ -19,12 +19,13 @@ import { publishersVouching } from './attestation/workload.js';
 import { BrokerError } from './errors.js';
 import type { KeyService } from './keys/keyService.js';
 import { evaluate } from './policy/evaluate.js';
-import type { Policy } from './policy/types.js';
+import type { PolicySnapshot } from './policy/runtime.js';
 import type { ReleasedKey } from './protocol.js';
 
 export interface ReleaseDeps {
   nonces: NonceService;
-  policy: () => Policy;
+  /** The policy in force; throws policy_expired when its bundle has expired. */
+  policy: () => PolicySnapshot;
   keys: KeyService;
   clock: Clock;
   maxClockSkewMs: number;
@@ -34,6 +35,9 @@ export interface ReleaseDeps {
 export type Trail = Record<string, unknown> & { rejected?: string[] };
 
 export async function attestAndRelease(deps: ReleaseDeps, evidence: unknown, trail: Trail): Promise<ReleasedKey[]> {
+  // One policy version decides this request from start to end, whatever a reload does meanwhile.
+  const { policy, version, manifestSha256 } = deps.policy();
+  trail.policy = { version, manifestSha256 };
   const ev = parseEvidence(evidence); // 1
   const { payload } = ev;
   trail.workload = {
@@ -48,7 +52,6 @@ export async function attestAndRelease(deps: ReleaseDeps, evidence: unknown, tra
   const chain = parseChain(ev.header.x5c);
   await verifyEvidenceSignature(ev, chain[0]!); // 3
 
-  const policy = deps.policy();
   const now = deps.clock.now();
   const node = verifyNodeChain(chain, policy.nodeCAs, now); // 4
   trail.node = node;

@@ -17,7 +17,8 @@ export interface YamlSource {
   errors: Array<{ message: string; pos: SourcePosition }>;
 }
 
-export function parseYamlSource(text: string): YamlSource {
+/** Locates paths in a YAML text, without building its value (no alias is expanded). */
+export function yamlLocator(text: string): Pick<YamlSource, 'locate' | 'errors'> & { doc: ReturnType<typeof parseDocument> } {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
   const pos = (offset: number): SourcePosition => {
@@ -46,7 +47,18 @@ export function parseYamlSource(text: string): YamlSource {
     }
     return best;
   };
-  return { value: errors.length ? undefined : doc.toJS({ maxAliasCount: 50 }), locate, errors };
+  return { doc, locate, errors };
+}
+
+export function parseYamlSource(text: string): YamlSource {
+  const { doc, locate, errors } = yamlLocator(text);
+  if (errors.length) return { value: undefined, locate, errors };
+  try {
+    return { value: doc.toJS({ maxAliasCount: 50 }), locate, errors };
+  } catch (e) {
+    // An alias bomb ("Excessive alias count …") is a problem of the input, not a crash.
+    return { value: undefined, locate, errors: [{ message: (e as Error).message, pos: { line: 1, col: 1 } }] };
+  }
 }
 
 /** Renders a zod-style path the way the policy errors print it: `software[1].keys[0]`. */

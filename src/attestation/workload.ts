@@ -1,12 +1,15 @@
 /**
- * Which publishers vouch for the measured workload: every signature the agent sent is checked
- * against every publisher in the policy. The result feeds the pure policy decision.
+ * Which publishers vouch for the measured workload: each signature the agent sent is checked
+ * against the publishers that could have made it, as the policy index names them — every
+ * bare-key publisher, and the certificate publishers whose CA the signature's path leads to.
+ * The result feeds the pure policy decision.
  */
-import { verifyBinarySignature, verifyImageSignature } from '../measurement/index.js';
-import type { EvidencePayload } from '../protocol.js';
-import type { Policy, Publisher } from '../policy/types.js';
-import { createHash, type KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Lru } from '../lru.js';
+import { verifyBinarySignature, verifyImageSignature } from '../measurement/index.js';
+import { indexOf } from '../policy/policyIndex.js';
+import type { Policy, Publisher } from '../policy/types.js';
+import type { EvidencePayload } from '../protocol.js';
 
 export interface SignedBy {
   binary: Set<string>;
@@ -14,51 +17,42 @@ export interface SignedBy {
 }
 
 /**
- * Signatures that verified under a bare-key publisher, by (key, digest, signature). Such a result
- * never changes (no certificate, no time), and every node starting the same release presents
- * the same signature, so it is verified once. Only successes are kept, in a bounded LRU;
- * certificate publishers are always verified afresh (their validity depends on time).
+ * Which bare-key publishers a signature verifies under, per policy and per (artifact, signature).
+ * A bare key's verdict never changes (no certificate, no time), and every node starting the same
+ * release presents the same signature, so the key publishers are tried once per signature and
+ * the answer — failures included, so it is exact — is kept in a bounded LRU.
  */
-const verified = new Lru<string, true>(4096);
-const spkiIds = new WeakMap<KeyObject, string>();
+const keyVerdicts = new WeakMap<Policy, Lru<string, string[]>>();
 
-function spkiId(key: KeyObject): string {
-  let id = spkiIds.get(key);
-  if (!id) spkiIds.set(key, (id = createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex')));
-  return id;
-}
-
-function binarySignedBy(pub: Publisher, sha256: string, sig: string, x5c: string[] | undefined, now: number, onReject: (why: string) => void): boolean {
-  const cacheKey = pub.kind === 'key' ? `${spkiId(pub.key)}:${sha256}:${sig}` : undefined;
-  if (cacheKey && verified.get(cacheKey)) return true;
-  const ok = verifyBinarySignature(pub, sha256, Buffer.from(sig, 'base64url'), x5c, now, onReject);
-  if (ok && cacheKey) verified.set(cacheKey, true);
-  return ok;
+function keyPublishersVerifying(policy: Policy, cacheKey: string, verifies: (pub: Publisher) => boolean): string[] {
+  let lru = keyVerdicts.get(policy);
+  if (!lru) keyVerdicts.set(policy, (lru = new Lru(4096)));
+  let names = lru.get(cacheKey);
+  if (!names) lru.set(cacheKey, (names = indexOf(policy).keyPublishers.filter(verifies).map((p) => p.name)));
+  return names;
 }
 
 export function publishersVouching(policy: Policy, workload: EvidencePayload['workload'], now: number, onReject: (why: string) => void): SignedBy {
   const out: SignedBy = { binary: new Set(), image: new Set() };
-  for (const pub of policy.publishers.values()) {
-    for (const [i, s] of workload.binary.signatures.entries()) {
-      const ok = binarySignedBy(pub, workload.binary.sha256, s.sig, s.x5c, now, (why) =>
-        onReject(`binary signature ${i} vs publisher ${pub.name}: ${why}`),
-      );
-      if (ok) {
-        out.binary.add(pub.name);
-        break;
-      }
-    }
-    const image = workload.image;
-    if (!image) continue;
-    for (const [i, s] of image.signatures.entries()) {
-      const ok = verifyImageSignature(pub, image.digest, Buffer.from(s.payload, 'base64url'), Buffer.from(s.sig, 'base64url'), s.x5c, now, (why) =>
-        onReject(`image signature ${i} vs publisher ${pub.name}: ${why}`),
-      );
-      if (ok) {
-        out.image.add(pub.name);
-        break;
-      }
-    }
+  const index = indexOf(policy);
+  const { sha256 } = workload.binary;
+  for (const [i, s] of workload.binary.signatures.entries()) {
+    const sig = Buffer.from(s.sig, 'base64url');
+    const check = (pub: Publisher) =>
+      verifyBinarySignature(pub, sha256, sig, s.x5c, now, (why) => onReject(`binary signature ${i} vs publisher ${pub.name}: ${why}`));
+    for (const name of keyPublishersVerifying(policy, `b:${sha256}:${s.sig}`, check)) out.binary.add(name);
+    for (const pub of index.caPublishersFor(s.x5c)) if (!out.binary.has(pub.name) && check(pub)) out.binary.add(pub.name);
+  }
+  const image = workload.image;
+  if (!image) return out;
+  for (const [i, s] of image.signatures.entries()) {
+    const payload = Buffer.from(s.payload, 'base64url');
+    const sig = Buffer.from(s.sig, 'base64url');
+    const check = (pub: Publisher) =>
+      verifyImageSignature(pub, image.digest, payload, sig, s.x5c, now, (why) => onReject(`image signature ${i} vs publisher ${pub.name}: ${why}`));
+    const payloadId = createHash('sha256').update(payload).digest('base64url');
+    for (const name of keyPublishersVerifying(policy, `i:${image.digest}:${payloadId}:${s.sig}`, check)) out.image.add(name);
+    for (const pub of index.caPublishersFor(s.x5c)) if (!out.image.has(pub.name) && check(pub)) out.image.add(pub.name);
   }
   return out;
 }

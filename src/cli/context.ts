@@ -32,11 +32,13 @@ export function describeSource(src: ConfigSource, config: Pick<Config, 'stateDir
 /**
  * Reads the config once. Unless it was named with `--config`, says on stderr which one it used and
  * where the state dir is, so that a command run in the wrong place is noticed, not silent.
+ * Commands that act on files named on their command line, not on the state (`policy …`), pass
+ * `announce: false`.
  */
-export function configFrom(cmd: Command, overrides: ConfigOverrides = {}, opts: { resolveSecrets?: boolean } = {}): Config {
+export function configFrom(cmd: Command, overrides: ConfigOverrides = {}, opts: { resolveSecrets?: boolean; announce?: boolean } = {}): Config {
   const src = locateConfig((cmd.optsWithGlobals() as { config?: string }).config, process.env);
-  const config = loadConfig(src.file, process.env, overrides, opts);
-  if (src.from !== 'flag') process.stderr.write(`${describeSource(src, config)}\n`);
+  const config = loadConfig(src.file, process.env, overrides, { resolveSecrets: opts.resolveSecrets });
+  if (src.from !== 'flag' && opts.announce !== false) process.stderr.write(`${describeSource(src, config)}\n`);
   return config;
 }
 

@@ -9,7 +9,8 @@ import { DEMO_KEY, startBroker, type Broker } from '../broker.js';
 import { devPaths } from '../dev/bootstrap.js';
 import { createLogger } from '../log.js';
 import { packageRoot } from '../paths.js';
-import { formatProblem, PolicyError } from '../policy/load.js';
+import { PolicyRefusal } from '../policy/bundle/refusals.js';
+import { formatProblem } from '../policy/problems.js';
 import { configFrom, fail, reportConfigError } from './context.js';
 
 async function reachable(url: string, ca: string): Promise<boolean> {
@@ -45,7 +46,7 @@ export function demoCommand(): Command {
       try {
         own = await startBroker({ ...config, listen: { host: '127.0.0.1', port: 0 }, insecureHttp: false }, { log: createLogger('warn') });
       } catch (e) {
-        if (e instanceof PolicyError) fail(`cannot start a broker for the demo: invalid policy\n  ${e.problems.map(formatProblem).join('\n  ')}`);
+        if (e instanceof PolicyRefusal) fail(`cannot start a broker for the demo: policy refused (${e.code})\n  ${e.problems.map(formatProblem).join('\n  ')}`);
         fail(`cannot start a broker for the demo: ${(e as Error).message}`);
       }
       url = own.url;

@@ -28,7 +28,22 @@ Exit status: 0 when every check passes, 3 otherwise.`,
   keyanchor policy check /etc/keyanchor/policies`,
   'keyanchor policy check': `
   keyanchor policy check                     # the policyDir of the config
-  keyanchor policy check ./policies          # a checkout, before a merge`,
+  keyanchor policy check ./policies/payments # a checkout, before a merge
+  keyanchor policy check --root-key root-1.pub --root-key root-2.pub --threshold 2 ./policies/payments`,
+  'keyanchor policy sign': `
+  keyanchor policy sign --key signer.key --version 7 --expires 30d ./policies/payments
+  keyanchor policy sign --add --key second-signer.key ./policies/payments      # a co-signature toward the threshold
+  keyanchor policy sign --add --signature sig.bin --public-key hsm-signer.pub ./policies/payments   # made with openssl over "policy pae"`,
+  'keyanchor policy pae': `
+  keyanchor policy pae ./policies/payments > payload.bin   # what openssl (or a token) signs`,
+  'keyanchor policy explain': `
+  keyanchor policy explain --node-cert node.pem --binary ./payments-api --sig ./payments-api.sig --key payments/db ./policies/payments
+  keyanchor policy explain --node-ca payments-nodes --san spiffe://payments.example/zone/web/node-4 --binary-sha256 <hex> --signed-by release --key payments/db --json`,
+  'keyanchor policy test': `
+  keyanchor policy test ./policies/payments    # runs tests/*.yaml beside the policy; exit 1 on a failing case`,
+  'keyanchor policy schema': `
+  keyanchor policy schema > policy.schema.json
+  keyanchor policy schema --tests > policy-tests.schema.json`,
   'keyanchor keys': `
   keyanchor keys list
   keyanchor keys create payments/db`,

@@ -19,7 +19,10 @@ export function buildProgram(): Command {
   const program = new Command('keyanchor')
     .description('workload-attestation key broker')
     .version(brokerVersion(), '-V, --version', 'print the version')
-    .option('-c, --config <file>', `config file (YAML or JSON); else $KEYANCHOR_CONFIG, else ${SYSTEM_CONFIG} if it exists, else the embedded defaults`);
+    .option('-c, --config <file>', `config file (YAML or JSON); else $KEYANCHOR_CONFIG, else ${SYSTEM_CONFIG} if it exists, else the embedded defaults`)
+    // Global options go before the command (`keyanchor --config F keys list`), so that a command's
+    // own options may reuse a global name: `policy sign --version 3` is the bundle's version.
+    .enablePositionalOptions();
   program.addCommand(serveCommand());
   program.addCommand(configCommand());
   program.addCommand(policyCommand());

@@ -1,7 +1,9 @@
 import { Command } from 'commander';
 import { DEMO_KEY, startBroker } from '../broker.js';
 import { BrokerError } from '../errors.js';
-import { formatProblem, PolicyError } from '../policy/load.js';
+import { PolicyRefusal } from '../policy/bundle/refusals.js';
+import { formatProblem } from '../policy/problems.js';
+import { PolicyStartError } from '../policy/runtime.js';
 import { configFrom, EXIT, fail, reportConfigError } from './context.js';
 
 export const devBanner = (stateDir: string) =>
@@ -15,10 +17,11 @@ export function serveCommand(): Command {
     .option('--port <port>', 'listen port (default 8443; 0 picks a free one, printed on start)', (v) => Number.parseInt(v, 10))
     .option('--insecure-http', 'plain HTTP, only on a loopback address, for tests')
     .option('--dev', 'dev mode: dev TLS CA, demo credentials and the demo key in the state dir (never in production)')
-    .action(async (o: { host?: string; port?: number; insecureHttp?: boolean; dev?: boolean }, cmd: Command) => {
+    .option('--require-signed-policy', 'refuse to run without a pinned policy trust root (policy.root)')
+    .action(async (o: { host?: string; port?: number; insecureHttp?: boolean; dev?: boolean; requireSignedPolicy?: boolean }, cmd: Command) => {
       let config;
       try {
-        config = configFrom(cmd, { host: o.host, port: o.port, insecureHttp: o.insecureHttp, dev: o.dev });
+        config = configFrom(cmd, { host: o.host, port: o.port, insecureHttp: o.insecureHttp, dev: o.dev, requireSignedPolicy: o.requireSignedPolicy });
       } catch (e) {
         reportConfigError(e);
       }
@@ -27,7 +30,8 @@ export function serveCommand(): Command {
       try {
         broker = await startBroker(config);
       } catch (e) {
-        if (e instanceof PolicyError) fail(`refusing to start: invalid policy\n  ${e.problems.map(formatProblem).join('\n  ')}`, EXIT.invalid);
+        if (e instanceof PolicyRefusal) fail(`refusing to start: policy refused (${e.code})\n  ${e.problems.map(formatProblem).join('\n  ')}`, EXIT.invalid);
+        if (e instanceof PolicyStartError) fail(`refusing to start: ${e.message}`, EXIT.invalid);
         // The reason (which file, which CKR_*) is what the operator needs; it never holds a secret.
         fail(`refusing to start: ${e instanceof BrokerError ? `${e.code}: ${e.reason}` : (e as Error).message}`);
       }

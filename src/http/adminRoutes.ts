@@ -10,10 +10,12 @@ import { z } from 'zod';
 import { requireAuthorized, teamsOf, visible, WHOLE_KEYSTORE } from '../admin/authorize.js';
 import { adminKeyView } from '../admin/keyView.js';
 import type { Authenticator, Caller } from '../admin/principal.js';
-import { BrokerError } from '../errors.js';
+import { BrokerError, toProblem } from '../errors.js';
 import type { KeyService } from '../keys/keyService.js';
 import type { KeyState } from '../keys/keystoreFile.js';
 import type { Logger } from '../log.js';
+import { formatProblem } from '../policy/problems.js';
+import type { PolicyRuntime } from '../policy/runtime.js';
 import type { Policy, Team } from '../policy/types.js';
 import { KeyName } from '../protocol.js';
 import type { RequestLocals } from './problem.js';
@@ -22,6 +24,8 @@ export interface AdminRouteDeps {
   keys: KeyService;
   /** The policy in force now (it changes on reload). */
   policy: () => Policy;
+  /** Reload and status of the policy, for security teams. */
+  policyRuntime?: Pick<PolicyRuntime, 'reload' | 'status'>;
   auth: Authenticator;
   log: Logger;
 }
@@ -121,12 +125,42 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     res.json(data);
   });
 
-  for (const path of ['/keys', '/keys/:owner/:purpose', '/keys/:owner/:purpose/rotate', '/keys/:owner/:purpose/versions/:version/:action', '/keystore']) {
+  r.get('/policy', (_req, res) => {
+    const teams = securityTeams(deps, res);
+    done(res, 'admin.policy.status', {}, teams);
+    res.json(deps.policyRuntime!.status());
+  });
+
+  // A refused policy is the caller's (the security team's) to fix: the answer lists every problem.
+  r.post('/policy/reload', json, async (req, res) => {
+    const teams = securityTeams(deps, res);
+    emptyBody(req);
+    const out = await deps.policyRuntime!.reload('api');
+    if (out.outcome === 'refused') {
+      done(res, 'admin.policy.reload', { outcome: out.outcome, refusal: out.code }, teams);
+      const err = new BrokerError('policy_rejected', `${out.code}: ${out.problems.length} problem(s)`);
+      res.status(err.status).type('application/problem+json').send(JSON.stringify({ ...toProblem(err, (res.locals as AdminLocals).requestId), refusal: out.code, problems: out.problems.map(formatProblem) }));
+      return;
+    }
+    done(res, 'admin.policy.reload', { outcome: out.outcome, version: out.version, manifestSha256: out.manifestSha256 }, teams);
+    res.json(out);
+  });
+
+  for (const path of ['/keys', '/keys/:owner/:purpose', '/keys/:owner/:purpose/rotate', '/keys/:owner/:purpose/versions/:version/:action', '/keystore', '/policy', '/policy/reload']) {
     r.all(path, () => {
       throw new BrokerError('method_not_allowed', 'wrong method');
     });
   }
   return r;
+}
+
+/** The caller's security teams; only they see and reload the policy. */
+function securityTeams(deps: AdminRouteDeps, res: Response): Team[] {
+  if (!deps.policyRuntime) throw new BrokerError('not_found', 'no policy runtime');
+  const { caller } = res.locals as AdminLocals;
+  const teams = teamsOf(deps.policy(), caller).filter((t) => t.role === 'security');
+  if (teams.length === 0) throw new BrokerError('forbidden', `${caller.actor} is in no security team`);
+  return teams;
 }
 
 /** The key named by the path, once its form is valid and the caller may act on it. */

@@ -18,6 +18,8 @@ export interface RouteDeps {
   custodian: Pick<KeyCustodian, 'recipientKeyTypes' | 'health'>;
   release: ReleaseDeps;
   log: Logger;
+  /** The policy in force, for /readyz: expired means not ready; unsigned is said. */
+  policyStatus?: () => { signed: boolean; version: number | null; expires: string | null; expired: boolean; warning?: string };
 }
 
 const json = express.json({ limit: MAX_EVIDENCE_BYTES + 4096, strict: true, type: 'application/json' });
@@ -94,7 +96,9 @@ export function apiRoutes(deps: RouteDeps): Router {
       deps.log.warn({ code: e.code, reason: e.reason }, 'not ready');
       return sendProblem(res, e, `not ready: ${e.summary}`);
     }
-    res.json({ status: 'ready' });
+    const p = deps.policyStatus?.();
+    if (p?.expired) throw new BrokerError('policy_expired', `the policy bundle in force expired at ${p.expires}`);
+    res.json({ status: 'ready', ...(p ? { policy: { signed: p.signed, version: p.version, expires: p.expires, ...(p.warning ? { warning: p.warning } : {}) } } : {}) });
   });
   return r;
 }

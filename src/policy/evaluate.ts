@@ -1,9 +1,11 @@
 /**
  * The policy decision, as a pure function of the policy and verified claims. Default deny:
  * software must be approved by some entry, and every requested key must be granted by an
- * approved entry in a zone the node belongs to.
+ * approved entry in a zone the node belongs to. Candidates come from the policy's index
+ * (policyIndex.ts), so the cost does not grow with the number of entries.
  */
-import type { ArtifactRule, Grant, Policy, Software, ZoneMatch } from './types.js';
+import { indexOf } from './policyIndex.js';
+import type { ArtifactRule, Grant, Policy, Software } from './types.js';
 
 /** Who the node is, from its verified certificate chain. */
 export interface NodeIdentity {
@@ -26,29 +28,20 @@ export type Decision =
   | { allow: true; zones: string[]; software: string[]; keys: Array<{ name: string; version?: number }> }
   | { allow: false; code: 'software_not_approved' | 'key_not_granted'; reason: string; zones: string[]; software: string[] };
 
-export function zonesOf(policy: Policy, node: NodeIdentity): string[] {
-  return policy.zones.filter((z) => matchesZone(z.match, node)).map((z) => z.name);
-}
+export const zonesOf = (policy: Policy, node: NodeIdentity): string[] => indexOf(policy).zonesOf(node);
 
-function matchesZone(m: ZoneMatch, node: NodeIdentity): boolean {
-  if (m.nodeCA !== undefined && m.nodeCA !== node.nodeCA) return false;
-  if (m.subject !== undefined && m.subject !== node.subject) return false;
-  if (m.sanUriPrefix !== undefined && !node.sanUris.some((u) => u.startsWith(m.sanUriPrefix!))) return false;
-  return true;
-}
-
-const approves = (rule: ArtifactRule, digest: string, signedBy: ReadonlySet<string>): boolean =>
+export const approves = (rule: ArtifactRule, digest: string, signedBy: ReadonlySet<string>): boolean =>
   rule.digests.has(digest) || rule.publishers.some((p) => signedBy.has(p));
 
 export function approvedSoftware(policy: Policy, claims: Pick<Claims, 'binary' | 'image'>): Software[] {
-  return policy.software.filter(
+  return indexOf(policy).softwareFor(claims.binary, claims.image).filter(
     (sw) =>
       approves(sw.binary, claims.binary.sha256, claims.binary.publishers) &&
       (!sw.image || (claims.image !== undefined && approves(sw.image, claims.image.digest, claims.image.publishers))),
   );
 }
 
-function grantAllows(g: Grant, key: { name: string; version?: number }, zones: string[], node: NodeIdentity): { ok: boolean; version?: number } {
+export function grantAllows(g: Grant, key: { name: string; version?: number }, zones: string[], node: NodeIdentity): { ok: boolean; version?: number } {
   if (!g.zones.some((z) => zones.includes(z))) return { ok: false };
   if (g.nodes && !g.nodes.some((n) => n === node.subject || node.sanUris.includes(n))) return { ok: false };
   for (const k of g.keys) {

@@ -1,6 +1,6 @@
 /** The schema of one policy file. Unknown keys are errors; every name is checked for form. */
 import { z } from 'zod';
-import { ImageDigest, KeyName, Sha256Hex } from '../protocol.js';
+import { ImageDigest, Sha256Hex } from '../protocol.js';
 
 export const PolicyName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'a name of lowercase letters, digits, ".", "_" or "-"');
 
@@ -9,11 +9,10 @@ export const Material = z
   .strictObject({ file: z.string().min(1).optional(), pem: z.string().min(1).optional() })
   .refine((m) => (m.file === undefined) !== (m.pem === undefined), 'give exactly one of "file" or "pem"');
 
-/** `team/purpose` or `team/purpose@VERSION` (pins the version). */
-export const KeyGrantRef = z.string().refine((s) => {
-  const [name, version, ...rest] = s.split('@');
-  return rest.length === 0 && KeyName.safeParse(name).success && (version === undefined || /^[1-9]\d{0,6}$/.test(version));
-}, 'a key name "team/purpose", optionally "@VERSION"');
+/** `team/purpose` or `team/purpose@VERSION` (pins the version). A regex, so the JSON Schema has it too. */
+export const KeyGrantRef = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,63}\/[a-z0-9][a-z0-9._-]{0,63}(@[1-9]\d{0,6})?$/, 'a key name "team/purpose", optionally "@VERSION"');
 
 const Description = z.string().max(2000).optional();
 
@@ -78,12 +77,23 @@ const TeamEntry = z
   })
   .refine((t) => t.role === 'security' || (t.keyPrefixes?.length ?? 0) > 0, 'an owner team needs keyPrefixes');
 
-export const PolicyFileSchema = z.strictObject({
-  version: z.literal(1).optional(),
-  nodeCAs: z.array(NodeCAEntry).optional(),
-  zones: z.array(ZoneEntry).optional(),
-  publishers: z.array(PublisherEntry).optional(),
-  software: z.array(SoftwareEntry).optional(),
-  teams: z.array(TeamEntry).optional(),
-});
+/**
+ * One policy file: any of the sections, each a list merged across files. A new section (rate
+ * limits, alarms, a node deny-list) is one more entry here and in SECTIONS, plus its step in
+ * compile.ts; everything else (reading, parsing, locating problems, the JSON Schema) follows.
+ */
+export const PolicyFileSchema = z
+  .strictObject({
+    version: z.literal(1).optional().describe('the policy format version; the only one is 1'),
+    nodeCAs: z.array(NodeCAEntry).optional().describe('certificate authorities that issue node certificates'),
+    zones: z.array(ZoneEntry).optional().describe('how node certificates map to zones'),
+    publishers: z.array(PublisherEntry).optional().describe('whose signatures approve software'),
+    software: z.array(SoftwareEntry).optional().describe('approved software and the keys it may receive'),
+    teams: z.array(TeamEntry).optional().describe('who manages which keys through the admin API'),
+  })
+  .meta({ title: 'keyanchor policy file', description: 'One file of a keyanchor policy directory; see docs/policy.md.' });
 export type PolicyFile = z.infer<typeof PolicyFileSchema>;
+
+/** The list sections of a policy file, in the order they are compiled. */
+export const SECTIONS = ['nodeCAs', 'zones', 'publishers', 'software', 'teams'] as const;
+export type Section = (typeof SECTIONS)[number];

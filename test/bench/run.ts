@@ -23,6 +23,7 @@ import { APP_KEY, makeWorld, type World } from '../helpers/world.js';
 import { AGENT_CLI, ROOT } from '../helpers/processes.js';
 import { fmt, median, quantile } from './stats.js';
 import { pkcs11Setup } from './pkcs11Setup.js';
+import { benchPolicyScale } from './policyScale.js';
 
 const quick = process.argv.includes('--quick');
 const N_SEQ = quick ? 60 : 300;
@@ -191,6 +192,7 @@ try {
   say(`agent hashing: ${fmt(h.mbps, 0)} MB/s streamed sha256 over a ${h.sizeMiB} MiB file (median of 5, page cache warm); sha256sum: ${fmt(h.sha256sumMbps, 0)} MB/s`);
   const o = await benchAgentOverhead(w, files);
   say(`agent exec, whole command for a small program: ${fmt(o.execMs, 0)} ms median (of which node start ${fmt(o.nodeMs, 0)} ms, hashing ${fmt(o.hashMs, 1)} ms); overhead beyond hashing ${fmt(o.execMs - o.hashMs, 0)} ms`);
+  for (const line of await benchPolicyScale(quick)) say(line);
 } finally {
   w.cleanup();
 }

@@ -180,7 +180,7 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('PKCS#11 custody end to
     });
 
     it('while the token is unplugged: the agent exits custody_unavailable and /readyz answers 503; plugged back, releases resume without a restart', async () => {
-      expect(await getJson(`${broker.url}/readyz`, ca)).toEqual({ status: 200, body: { status: 'ready' } });
+      expect(await getJson(`${broker.url}/readyz`, ca)).toEqual({ status: 200, body: expect.objectContaining({ status: 'ready' }) });
       hsm.unplug();
       try {
         const down = await execPrintKey();
@@ -198,7 +198,7 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('PKCS#11 custody end to
       const up = await execPrintKey();
       expect(up.code, up.stderr).toBe(0);
       expect(Buffer.from(up.stdout.trim(), 'base64').equals(key)).toBe(true);
-      expect(await getJson(`${broker.url}/readyz`, ca)).toEqual({ status: 200, body: { status: 'ready' } });
+      expect(await getJson(`${broker.url}/readyz`, ca)).toEqual({ status: 200, body: expect.objectContaining({ status: 'ready' }) });
       expect(broker.proc.exitCode).toBeNull();
     });
 
@@ -220,7 +220,7 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('PKCS#11 custody end to
       // One refused login locks nothing: a fresh login with the right PIN works, and the running broker still serves.
       const status = await keyanchor('hsm', 'status');
       expect(status.code, status.stderr).toBe(0);
-      expect(await getJson(`${broker.url}/readyz`, ca)).toEqual({ status: 200, body: { status: 'ready' } });
+      expect(await getJson(`${broker.url}/readyz`, ca)).toEqual({ status: 200, body: expect.objectContaining({ status: 'ready' }) });
     });
 
     it('a broker refusing a wrong PIN tells the operator why: the token refused the PIN (not "retry later", which only counts towards a lockout)', () => {

@@ -87,6 +87,6 @@ describe.skipIf(!softhsmAvailable())('readiness with an OAEP hash the token lack
     await broker.stop();
     broker = await startBrokerProcess(['--config', files.config, 'serve'], env);
     const r = await get(`${broker.url}/readyz`, readFileSync(files.tlsCa));
-    expect({ status: r.status, body: r.body }).toEqual({ status: 200, body: { status: 'ready' } });
+    expect({ status: r.status, body: r.body }).toEqual({ status: 200, body: expect.objectContaining({ status: 'ready' }) });
   });
 });

@@ -46,7 +46,7 @@ describe('embedded defaults', () => {
     expect(c.tls).toBeUndefined();
     expect(c.configDir).toBe(process.cwd());
     expect(c.stateDir).toBe(path.resolve(process.cwd(), 'state'));
-    expect(c.policyDir).toBe(path.resolve(process.cwd(), 'policies'));
+    expect(c.policyDir).toBe(path.resolve(process.cwd(), 'policies', 'demo'));
   });
 
   it('an empty file is the defaults too', () => {

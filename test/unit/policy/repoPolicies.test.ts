@@ -1,7 +1,8 @@
 /**
- * Every file in the repository's `policies/` directory loads (STYLE.md: "A test loads every file
- * in policies/"). The demo policy reads the dev credentials from ${stateDir}, so they are
- * generated into a temporary state directory first, the way the broker does on first start.
+ * Every example policy in the repository's `policies/` loads (STYLE.md: "A test loads every file
+ * in policies/"): each subdirectory is one policy. The demo policy reads the dev credentials from
+ * ${stateDir}, so they are generated into a temporary state directory first, the way the broker
+ * does on first start.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,44 +12,50 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { devPaths, ensureDevIdentities } from '../../../src/dev/bootstrap.js';
 import { evaluate, zonesOf } from '../../../src/policy/evaluate.js';
 import { loadPolicyDir } from '../../../src/policy/load.js';
+import { runPolicyTests, TESTS_DIR } from '../../../src/policy/policyTests.js';
 import type { Policy } from '../../../src/policy/types.js';
 
 const POLICIES = fileURLToPath(new URL('../../../policies', import.meta.url));
 let stateDir: string;
-let policy: Policy;
+const loaded = new Map<string, Policy>();
 
 beforeAll(async () => {
   stateDir = mkdtempSync(path.join(tmpdir(), 'keyanchor-repo-policies-'));
   expect(await ensureDevIdentities(devPaths(stateDir))).toBe(true);
-  policy = loadPolicyDir(POLICIES, { vars: { stateDir } });
+  for (const d of readdirSync(POLICIES)) loaded.set(d, loadPolicyDir(path.join(POLICIES, d), { vars: { stateDir } }));
 });
 afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
 
 describe('policies/', () => {
-  it('loads every policy file in the directory', () => {
-    const files = readdirSync(POLICIES).filter((n) => /\.(ya?ml|json)$/.test(n)).sort();
-    expect(files).toEqual(['demo.yaml', 'payments.yaml']);
-    expect(policy.sources.map((s) => path.basename(s.file))).toEqual(files);
+  it('holds one directory per example policy, each loading on its own', () => {
+    expect([...loaded.keys()].sort()).toEqual(['demo', 'payments']);
+    expect(loaded.get('demo')!.sources.map((s) => path.basename(s.file))).toEqual(['demo.yaml']);
+    expect(loaded.get('payments')!.sources.map((s) => path.basename(s.file))).toEqual(['payments.yaml']);
   });
 
-  it('has the expected numbers of CAs, zones, publishers and software entries', () => {
-    expect({
-      nodeCAs: policy.nodeCAs.size,
-      zones: policy.zones.length,
-      publishers: policy.publishers.size,
-      software: policy.software.length,
-    }).toEqual({ nodeCAs: 2, zones: 3, publishers: 3, software: 3 });
-    expect([...policy.nodeCAs.keys()].sort()).toEqual(['dev-nodes', 'payments-nodes']);
-    expect(policy.zones.map((z) => z.name).sort()).toEqual(['dev', 'payments', 'pci']);
-    expect([...policy.publishers.keys()].sort()).toEqual(['dev-publisher', 'payments-tools', 'release-ca']);
-    expect(policy.software.map((s) => s.name).sort()).toEqual(['demo-app', 'payments-api', 'payments-batch']);
+  it('each policy file opens with a comment on what it expresses and names the JSON Schema', () => {
+    for (const [d, p] of loaded) {
+      for (const s of p.sources) {
+        const text = readFileSync(path.join(POLICIES, d, path.basename(s.file)), 'utf8');
+        expect(text).toMatch(/^# yaml-language-server: \$schema=\.\.\/\.\.\/schema\/policy\.schema\.json\n#\n# \S/);
+      }
+    }
   });
 
-  it('each file opens with a comment on what it expresses', () => {
-    for (const s of policy.sources) expect(readFileSync(path.join(POLICIES, path.basename(s.file)), 'utf8')).toMatch(/^# \S/);
+  it('each example ships policy tests beside it, and they pass (what `keyanchor policy test` runs)', () => {
+    for (const [d, policy] of loaded) {
+      const files = readdirSync(path.join(POLICIES, d, TESTS_DIR)).map((n) => `${TESTS_DIR}/${n}`);
+      const { results, problems } = runPolicyTests(policy, path.join(POLICIES, d), files);
+      expect(problems, d).toEqual([]);
+      expect(results.length, d).toBeGreaterThanOrEqual(3);
+      expect(results.filter((r) => !r.pass), d).toEqual([]);
+    }
   });
 
-  it('the demo policy trusts the node CA generated into the state directory', () => {
+  it('the demo policy alone: the dev node CA, zone, publisher and the demo app', () => {
+    const policy = loaded.get('demo')!;
+    expect([...policy.nodeCAs.keys()]).toEqual(['dev-nodes']);
+    expect(policy.software.map((s) => s.name)).toEqual(['demo-app']);
     const ca = policy.nodeCAs.get('dev-nodes')!;
     expect(ca.cert.raw.equals(Buffer.from(readFileSync(devPaths(stateDir).nodeCa, 'utf8').replace(/-----[^-]+-----|\s/g, ''), 'base64'))).toBe(true);
     const node = { nodeCA: 'dev-nodes', subject: 'CN=demo-node', sanUris: ['spiffe://keyanchor.dev/node/demo-node'], fingerprint: '00' };
@@ -62,6 +69,13 @@ describe('policies/', () => {
   });
 
   it('the payments policy pins the reporting key to version 2 on one node', () => {
+    const policy = loaded.get('payments')!;
+    expect({ nodeCAs: policy.nodeCAs.size, zones: policy.zones.length, publishers: policy.publishers.size, software: policy.software.length }).toEqual({
+      nodeCAs: 1,
+      zones: 2,
+      publishers: 2,
+      software: 2,
+    });
     const batch = policy.software.find((s) => s.name === 'payments-batch')!;
     expect(batch.grants).toEqual([
       { keys: [{ name: 'payments/reporting', version: 2 }], zones: ['payments'], nodes: ['spiffe://payments.example/zone/batch/node-7'] },
