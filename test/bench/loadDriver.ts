@@ -40,7 +40,7 @@ export interface LoadGenerator {
 export interface WarmUp {
   releases: number;
   seconds: number;
-  /** Broker µs of CPU per release in the first and the last second. */
+  /** Broker µs of CPU per release in the first and the last second that released anything. */
   firstUs: number;
   lastUs: number;
   /** Whether it settled before the time cap. */
@@ -65,7 +65,7 @@ export async function warmUp(lg: LoadGenerator, broker: BenchBroker, o: { minRel
     for (const [code, n] of Object.entries(p.errors)) errors[code] = (errors[code] ?? 0) + n;
     releases += p.releases;
     seconds += p.seconds;
-    us.push(p.brokerUsPerRelease);
+    if (p.releases > 0) us.push(p.brokerUsPerRelease); // none while the first recipient keys are made
     settled = releases >= o.minReleases && us.length >= 2 && us.at(-1)! >= 0.93 * us.at(-2)!;
   }
   return { releases, seconds, firstUs: us[0]!, lastUs: us.at(-1)!, settled, errors };

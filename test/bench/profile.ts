@@ -34,7 +34,8 @@ const RULES: Array<[(f: CallFrame) => boolean, string | null]> = [
   [(f) => /\/src\/(audit\/|keys\/lockFile)/.test(f.url), 'audit append'],
   [(f) => /\/src\/keys\//.test(f.url), 'keystore'],
   [(f) => /^node:(_tls_|tls|internal\/tls)/.test(f.url), 'TLS / socket I/O (JS side)'],
-  [(f) => /^node:(net|internal\/stream_base_commons|internal\/net)/.test(f.url), 'TLS / socket I/O (JS side)'],
+  // Sockets in node:net: only a Socket's own methods (a lock file's bind/close climbs to its caller).
+  [(f) => /^node:internal\/stream_base_commons/.test(f.url) || (f.url === 'node:net' && /^Socket\./.test(f.functionName)), 'TLS / socket I/O (JS side)'],
   [(f) => EXPRESS.test(f.url) || /^node:(_http_|http$|internal\/http)/.test(f.url) || /\/src\/(http\/|app\.js|errors\.js)/.test(f.url), 'HTTP / express'],
   [(f) => /\/src\/release\.js$/.test(f.url), 'release pipeline (its own code)'],
 ];

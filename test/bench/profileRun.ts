@@ -1,17 +1,20 @@
 /**
- * `run.js --profile DIR`: where the broker's CPU goes per release. A software-custody broker over
- * TLS takes a sustained load three times: once to warm it (and give the unprofiled CPU per release),
- * once with V8's CPU profiler on its main thread (the profile is written to DIR and summarised
- * by category, profile.ts), and the same load against a plain-HTTP broker prices TLS, which the
- * profiler cannot see (record decryption runs in native code before any JS frame).
+ * `run.js --profile DIR`: where the broker's CPU goes per release. Two software-custody brokers,
+ * one over TLS and one on plain HTTP, are warmed up (warmUp), then take the same sustained load in
+ * turn, three rounds each, unprofiled: the medians give the CPU per release and, by difference,
+ * the price of TLS on kept-alive connections, which a V8 profile cannot show (records are decrypted
+ * in native code before any JS frame runs). Then one more TLS round with V8's CPU profiler on the
+ * broker's main thread (what `node --cpu-prof` records): the profile is written to DIR and
+ * summarised by category (profile.ts), scaled to the unprofiled main-thread CPU per release.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startBenchBroker } from './brokerProcess.js';
 import type { BenchFiles } from './benchFiles.js';
-import type { LoadGenerator, PhaseFigures } from './loadDriver.js';
+import { warmUp, type LoadGenerator, type PhaseFigures } from './loadDriver.js';
 import { formatSummary, summarise, type CpuProfile } from './profile.js';
-import { fmt } from './stats.js';
+import { warmUpLine } from './report.js';
+import { fmt, median } from './stats.js';
 
 export interface ProfileOptions {
   dir: string;
@@ -26,6 +29,7 @@ export interface ProfileOptions {
 }
 
 const CONCURRENCY = 8;
+const ROUNDS = 3;
 const SAMPLING_US = 500;
 
 const brief = (what: string, p: PhaseFigures) =>
@@ -36,35 +40,36 @@ export async function profileBroker(o: ProfileOptions): Promise<void> {
   const common = { dir: o.dir, policyDir: o.policyDir, keys: o.keys, custody: { kind: 'software' } };
   const phase = { concurrency: CONCURRENCY, warmupMs: o.warmupMs, measureMs: o.measureMs, fresh: false, checkEvery: 50 };
   const file = path.join(o.outDir, `broker-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`);
-
   const tls = await startBenchBroker({ ...common, name: 'profile-tls', tls: o.files.tls });
-  let base: PhaseFigures;
+  const http = await startBenchBroker({ ...common, name: 'profile-http' });
+  const rounds: { tls: PhaseFigures[]; http: PhaseFigures[] } = { tls: [], http: [] };
   let profiled: PhaseFigures;
   try {
-    base = await o.loadgen.run(tls, phase);
-    o.say(brief(`TLS, concurrency ${CONCURRENCY}, unprofiled`, base));
+    for (const [name, b] of [['TLS', tls], ['plain HTTP', http]] as const) o.say(warmUpLine(`${name} broker`, await warmUp(o.loadgen, b, { minReleases: 4000, maxSeconds: 30 })));
+    for (let i = 0; i < ROUNDS; i++) {
+      rounds.tls.push(await o.loadgen.run(tls, phase));
+      o.say(brief(`TLS, concurrency ${CONCURRENCY}, round ${i + 1}`, rounds.tls.at(-1)!));
+      rounds.http.push(await o.loadgen.run(http, phase));
+      o.say(brief(`plain HTTP, concurrency ${CONCURRENCY}, round ${i + 1}`, rounds.http.at(-1)!));
+    }
     await tls.probe({ probe: 'profile-start', intervalUs: SAMPLING_US });
     profiled = await o.loadgen.run(tls, phase);
     await tls.probe({ probe: 'profile-stop', file });
     o.say(brief(`TLS, concurrency ${CONCURRENCY}, profiled (${SAMPLING_US} µs sampling)`, profiled));
   } finally {
     await tls.stop();
-  }
-  const plain = await startBenchBroker({ ...common, name: 'profile-http' });
-  let http: PhaseFigures;
-  try {
-    http = await o.loadgen.run(plain, phase);
-    o.say(brief(`plain HTTP, concurrency ${CONCURRENCY}, unprofiled`, http));
-  } finally {
-    await plain.stop();
+    await http.stop();
   }
 
   const s = summarise(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile);
-  const mainUs = base.brokerUsPerRelease * base.mainShare;
+  const us = (ps: PhaseFigures[]) => median(ps.map((p) => p.brokerUsPerRelease));
+  const tlsUs = us(rounds.tls);
+  const mainUs = median(rounds.tls.map((p) => p.brokerUsPerRelease * p.mainShare));
+  const tlsCost = tlsUs - us(rounds.http);
   const lines = [
     `profile: ${file}`,
-    `broker CPU per release (unprofiled, TLS): ${fmt(base.brokerUsPerRelease, 0)} µs = main thread ${fmt(mainUs, 0)} µs (${fmt(base.mainShare * 100, 0)} %) + other threads ${fmt(base.brokerUsPerRelease - mainUs, 0)} µs (V8's GC and compiler helpers, libuv's pool)`,
-    `TLS on kept-alive connections (TLS minus plain HTTP, whole process): ${fmt(base.brokerUsPerRelease - http.brokerUsPerRelease, 0)} µs per release (${fmt(((base.brokerUsPerRelease - http.brokerUsPerRelease) / base.brokerUsPerRelease) * 100, 1)} %)`,
+    `broker CPU per release over TLS (median of ${ROUNDS} unprofiled rounds): ${fmt(tlsUs, 0)} µs = main thread ${fmt(mainUs, 0)} µs (${fmt((mainUs / tlsUs) * 100, 0)} %) + other threads ${fmt(tlsUs - mainUs, 0)} µs (V8's GC and compiler helpers, libuv's pool); ${fmt(1e6 / tlsUs, 0)} releases per broker CPU-second`,
+    `TLS on kept-alive connections (TLS minus plain HTTP, medians, whole process): ${fmt(tlsCost, 0)} µs per release (${fmt((tlsCost / tlsUs) * 100, 1)} %)`,
     `main thread while profiled: ${fmt(s.busyMs / 1000, 2)} s busy, ${fmt(s.idleMs / 1000, 2)} s idle; by category (µs scaled to the unprofiled main-thread ${fmt(mainUs, 0)} µs per release):`,
     ...formatSummary(s, mainUs),
   ];

@@ -24,7 +24,7 @@ import { startLoadGenerator, warmUp, type PhaseFigures } from './loadDriver.js';
 import { pkcs11Setup } from './pkcs11Setup.js';
 import { clockTickMs } from './procStat.js';
 import { profileBroker } from './profileRun.js';
-import { floorLine, header, load, phaseLine, targetLines, totalErrors, warmUpLine } from './report.js';
+import { execLine, floorLine, header, load, phaseLine, targetLines, totalErrors, warmUpLine } from './report.js';
 import { fmt } from './stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -45,6 +45,8 @@ const phase = async (broker: Parameters<typeof loadgen.run>[0], concurrency: num
   return p;
 };
 const common = { dir: w.dir, policyDir: w.policyDir, keys: [APP_KEY] };
+const execTarget = { ca: files.ca, nodeCert: files.nodeCert, nodeKey: files.nodeKey, key: APP_KEY, program: w.app.path };
+const EXEC_RUNS = quick ? 3 : 15;
 let failures = 0;
 /** Loads a fresh broker until V8 has optimised its release path (see warmUp), and says how it went. */
 const warm = async (label: string, broker: Parameters<typeof warmUp>[1], maxSeconds: number) => {
@@ -62,9 +64,9 @@ try {
     say(floorLine(floor));
 
     const sw = await startBenchBroker({ ...common, name: 'software', tls: files.tls, custody: { kind: 'software' } });
-    let c1, c8, c64;
+    let c1, c8, c64, exec;
     try {
-      await warm('software custody', sw, quick ? 10 : 30);
+      await warm('software custody', sw, quick ? 6 : 30);
       // Concurrency 1 is the agent's own round trip: a fresh recipient key, every key opened.
       c1 = await phase(sw, 1, { fresh: true, checkEvery: 1 });
       say(phaseLine('software custody', c1, floor));
@@ -72,8 +74,8 @@ try {
       say(phaseLine('software custody', c8, floor));
       c64 = await phase(sw, 64);
       say(phaseLine('software custody', c64, floor));
-      const o = await benchAgentExec({ url: sw.url, ca: files.ca, nodeCert: files.nodeCert, nodeKey: files.nodeKey, key: APP_KEY, program: w.app.path }, quick ? 5 : 15);
-      say(`agent exec, whole command for a small program: ${fmt(o.execMs, 0)} ms median (Node's own start ${fmt(o.nodeMs, 0)} ms, hashing ${fmt(o.hashMs, 1)} ms); beyond Node's start ${fmt(o.execMs - o.nodeMs, 0)} ms ${load()}`);
+      exec = await benchAgentExec({ ...execTarget, url: sw.url }, EXEC_RUNS);
+      say(execLine('software custody, EC recipient', exec));
     } finally {
       await sw.stop();
     }
@@ -82,10 +84,11 @@ try {
     if (hsm) {
       const hb = await startBenchBroker({ ...common, name: 'pkcs11', tls: files.tls, custody: hsm.custody, env: hsm.env });
       try {
-        await warm('pkcs11 custody (SoftHSM2)', hb, quick ? 4 : 15);
+        await warm('pkcs11 custody (SoftHSM2)', hb, quick ? 3 : 15);
         // PKCS#11 custody releases to RSA recipients: the load generator uses a pool of RSA-2048 keys.
         say(phaseLine('pkcs11 custody (SoftHSM2)', await phase(hb, 1, { checkEvery: 1 }), floor));
         say(phaseLine('pkcs11 custody (SoftHSM2)', await phase(hb, 8), floor));
+        say(execLine('pkcs11 custody (SoftHSM2), RSA recipient', await benchAgentExec({ ...execTarget, url: hb.url }, EXEC_RUNS)));
       } finally {
         await hb.stop();
         hsm.cleanup();
@@ -94,7 +97,7 @@ try {
 
     const h = await benchHashing(quick ? 128 : 512);
     say(`agent hashing: ${fmt(h.mbps, 0)} MB/s streamed sha256 over a ${h.sizeMiB} MiB file (median of 5, page cache warm); sha256sum: ${fmt(h.sha256sumMbps, 0)} MB/s ${load()}`);
-    for (const line of targetLines(c1, [c8, c64], c64, floor)) say(line);
+    for (const line of targetLines(c1, [c8, c64], c64, floor, exec)) say(line);
   }
 } finally {
   loadgen.stop();
