@@ -48,6 +48,8 @@ export interface PhaseResult {
   p99: number;
   brokerCpuMs: number;
   brokerMainMs: number;
+  /** Processes in the broker's tree when the window closed (workers, once there are any). */
+  brokerProcesses: number;
   loadgenCpuMs: number;
   checked: number;
   /** Failures over the whole phase (warm-up included), by code. */
@@ -101,6 +103,7 @@ async function runPhase(cmd: PhaseCommand, id: Identity, pool: RecipientPool, ms
       p99: quantile(lat, 0.99),
       brokerCpuMs: broker1.processMs - broker0.processMs,
       brokerMainMs: broker1.mainMs - broker0.mainMs,
+      brokerProcesses: broker1.processes,
       loadgenCpuMs: (self.user + self.system) / 1000,
       checked,
       errors,

@@ -29,8 +29,8 @@ export const totalErrors = (p: PhaseFigures) => Object.values(p.errors).reduce((
 export function phaseLine(label: string, p: PhaseFigures, floor: CryptoFloor): string {
   return [
     `${label}, concurrency ${p.concurrency}: ${fmt(p.rate, 0)} releases/s over ${fmt(p.seconds, 1)} s`,
-    `${fmt(p.perBrokerCpuSecond, 0)} releases per broker CPU-second (${fmt(p.brokerUsPerRelease, 0)} µs each, ${fmt(p.mainShare * 100, 0)} % on its main thread; ${fmt(p.perBrokerCpuSecond / floor.perCpuSecond, 3)} of the floor)`,
-    `broker ${fmt(p.brokerCores)} cores, load generator ${fmt(p.loadgenCores)} cores (${fmt(p.loadgenUsPerRelease, 0)} µs per release)`,
+    `${fmt(p.perBrokerCpuSecond, 0)} releases per broker CPU-second (${fmt(p.brokerUsPerRelease, 0)} µs each, ${fmt(p.mainShare * 100, 0)} % on main threads; ${fmt(p.perBrokerCpuSecond / floor.perCpuSecond, 3)} of the floor)`,
+    `broker ${fmt(p.brokerCores)} cores in ${p.brokerProcesses} process${p.brokerProcesses === 1 ? '' : 'es'}, load generator ${fmt(p.loadgenCores)} cores (${fmt(p.loadgenUsPerRelease, 0)} µs per release)`,
     `latency p50 ${fmt(p.p50)} ms, p99 ${fmt(p.p99)} ms (p99/p50 ${fmt(p.p99 / p.p50, 1)})`,
     `broker event-loop delay p50 ${fmt(p.eld.p50, 1)} ms, p99 ${fmt(p.eld.p99, 1)} ms, max ${fmt(p.eld.max, 1)} ms`,
     `${p.checked} keys opened and checked; ${errorText(p.errors)} [load ${fmt(p.load, 1)}]`,

@@ -13,8 +13,8 @@ const hsm = requireTool('softhsm2-util', "the bench's PKCS#11 custody phases");
 const n = String.raw`\d+(?:\.\d+)?`;
 const phase = (label: string, c: number) =>
   new RegExp(
-    String.raw`^${label}, concurrency ${c}: ${n} releases/s over ${n} s; ${n} releases per broker CPU-second \(${n} µs each, ${n} % on its main thread; ${n} of the floor\); ` +
-      String.raw`broker ${n} cores, load generator ${n} cores \(${n} µs per release\); latency p50 ${n} ms, p99 ${n} ms \(p99/p50 ${n}\); ` +
+    String.raw`^${label}, concurrency ${c}: ${n} releases/s over ${n} s; ${n} releases per broker CPU-second \(${n} µs each, ${n} % on main threads; ${n} of the floor\); ` +
+      String.raw`broker ${n} cores in [1-9]\d* process(?:es)?, load generator ${n} cores \(${n} µs per release\); latency p50 ${n} ms, p99 ${n} ms \(p99/p50 ${n}\); ` +
       String.raw`broker event-loop delay p50 ${n} ms, p99 ${n} ms, max ${n} ms; [1-9]\d* keys opened and checked; errors 0 \[load ${n}\]$`,
     'm',
   );

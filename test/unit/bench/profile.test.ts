@@ -4,7 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { summarise, NATIVE, type CpuProfile } from '../../bench/profile.js';
-import { parseStatCpuMs, readProcCpu, clockTickMs } from '../../bench/procStat.js';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { parseStatCpuMs, processTree, readProcCpu, clockTickMs } from '../../bench/procStat.js';
 
 const dist = (f: string) => `file:///checkout/dist/src/${f}.js`;
 /** [id, parent, functionName, url] */
@@ -80,5 +82,15 @@ describe('CPU time from /proc', () => {
     expect(x).toBeGreaterThan(0);
     expect(procMs).toBeGreaterThanOrEqual((own.user + own.system) / 1000 - 3 * tick);
     expect(after.mainMs - before.mainMs).toBeGreaterThanOrEqual(250);
+  });
+  it('counts the descendants of a process too', async () => {
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 20000)'], { stdio: 'ignore' });
+    try {
+      await once(child, 'spawn');
+      expect(processTree(process.pid)).toContain(child.pid);
+      expect(readProcCpu(process.pid, clockTickMs()).processes).toBeGreaterThanOrEqual(2);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
