@@ -2,8 +2,9 @@
  * Summarises a V8 CPU profile (`.cpuprofile`, from `node --cpu-prof` or the bench's probe) of the
  * broker by what the time was spent on. Each sample goes to the first rule that matches its stack,
  * walking from the running function towards the root: library and runtime frames first (GC, zod,
- * JSON, pino, express, TLS/socket), then the innermost keyanchor source file. Generic helpers
- * (base64url, the LRU, the clock) are skipped so that their caller decides.
+ * JSON, pino, express, TLS/socket), then the innermost keyanchor source file. Helpers shared by
+ * several steps (base64url, JOSE segments and errors, the LRU, the clock) are skipped so that their
+ * caller decides.
  *
  *   node dist/test/bench/profile.js FILE.cpuprofile     prints the table
  */
@@ -24,9 +25,9 @@ const RULES: Array<[(f: CallFrame) => boolean, string | null]> = [
   [(f) => f.functionName === '(idle)', 'idle'],
   [(f) => /\/node_modules\/zod\//.test(f.url) || (f.url === '' && /^(parse|stringify)$/.test(f.functionName)) || /\/src\/jose\/json\.js$/.test(f.url), 'JSON / zod'],
   [(f) => /\/node_modules\/(pino|pino-std-serializers|sonic-boom|fast-redact|quick-format-unescaped|atomic-sleep|on-exit-leak-free|thread-stream|safe-stable-stringify)\//.test(f.url) || /\/src\/log\.js$/.test(f.url), 'logging (pino)'],
-  [(f) => /\/src\/(jose\/base64url|lru|clock)\.js$/.test(f.url), null],
+  [(f) => /\/src\/(jose\/(base64url|segments|errors)|lru|clock)\.js$/.test(f.url), null],
   [(f) => /\/src\/(jose\/(jwe|primitives|p256)|custody\/|keys\/keyService)/.test(f.url), 'JWE / custody release'],
-  [(f) => /\/src\/(jose\/(jws|signatures|segments|errors)|attestation\/evidence)\.js$/.test(f.url), 'evidence parse + signature'],
+  [(f) => /\/src\/(jose\/(jws|signatures)|attestation\/evidence)\.js$/.test(f.url), 'evidence parse + signature'],
   [(f) => /\/src\/(attestation\/nodeChain|pki)\.js$/.test(f.url), 'node chain'],
   [(f) => /\/src\/(attestation\/workload|measurement\/)/.test(f.url), 'publisher signature (cached)'],
   [(f) => /\/src\/policy\//.test(f.url), 'policy evaluate'],
