@@ -5,30 +5,19 @@
  * threads, so WebCrypto's thread-pool work counts), divided by the operations in a batch; each
  * figure is the median over batches. The machine is noisy: compare figures from the same run.
  */
-import { createECDH, createPublicKey, generateKeyPairSync, randomBytes, verify } from 'node:crypto';
+import { createECDH, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import * as jose from 'jose';
 import { encryptToRecipient, validateRecipient } from '../../src/custody/recipient.js';
 import { compactDecrypt, compactEncrypt, compactSign, compactVerify, generateP256, pointJwk } from '../../src/jose/index.js';
-import { aesKeyWrap, gcmSeal } from '../../src/jose/primitives.js';
 import type { RecipientJwk } from '../../src/protocol.js';
-import { fmt, median } from './stats.js';
+import { cpuPerOp as cpuPerOpIn, cryptoFloor } from './floor.js';
+import { fmt } from './stats.js';
 
 const quick = process.argv.includes('--quick');
 const BATCHES = quick ? 5 : 21;
 const PER_BATCH = quick ? 20 : 200;
 
-/** Median µs of CPU per call of `op` over BATCHES batches of PER_BATCH sequential calls. */
-async function cpuPerOp(op: () => unknown): Promise<number> {
-  for (let i = 0; i < PER_BATCH / 4; i++) await op(); // warm up
-  const samples: number[] = [];
-  for (let b = 0; b < BATCHES; b++) {
-    const start = process.cpuUsage();
-    for (let i = 0; i < PER_BATCH; i++) await op();
-    const used = process.cpuUsage(start);
-    samples.push((used.user + used.system) / PER_BATCH);
-  }
-  return median(samples);
-}
+const cpuPerOp = (op: () => unknown) => cpuPerOpIn(op, { batches: BATCHES, perBatch: PER_BATCH });
 
 // ---- fixtures: a node key and evidence-sized JWS, an agent EC key, a 32-byte data key --------
 const node = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -81,30 +70,8 @@ await row(
   () => pointJwk(generateP256().point),
 );
 
-// ---- the crypto floor: what one release cannot avoid, synchronous node:crypto ----------------
-const signingInput = Buffer.from(evidence.slice(0, evidence.lastIndexOf('.')), 'latin1');
-const signature = Buffer.from(evidence.slice(evidence.lastIndexOf('.') + 1), 'base64url');
-const peer = agentEcdh.getPublicKey();
-const kek = randomBytes(32);
-const floorParts: Array<[string, () => unknown]> = [
-  ['ECDSA P-256 verify', () => verify('sha256', signingInput, { key: node.publicKey, dsaEncoding: 'ieee-p1363' }, signature)],
-  ['P-256 key generation', () => createECDH('prime256v1').generateKeys()],
-  ['ECDH', () => agentEcdh.computeSecret(peer)],
-  ['AES-256-KW of 32 bytes', () => aesKeyWrap(kek, dataKey)],
-  ['AES-256-GCM of 32 bytes', () => gcmSeal(kek, randomBytes(12), Buffer.alloc(0), dataKey)],
-  ['32 random bytes', () => randomBytes(32)],
-];
-const floor: Array<[string, number]> = [];
-for (const [what, op] of floorParts) floor.push([what, await cpuPerOp(op)]);
-const floorTotal = floor.reduce((s, [, us]) => s + us, 0);
-const floorTogether = await cpuPerOp(() => {
-  verify('sha256', signingInput, { key: node.publicKey, dsaEncoding: 'ieee-p1363' }, signature);
-  const eph = createECDH('prime256v1');
-  eph.generateKeys();
-  eph.computeSecret(peer);
-  aesKeyWrap(kek, dataKey);
-  gcmSeal(kek, randomBytes(12), Buffer.alloc(0), randomBytes(32));
-});
+// ---- the crypto floor: what one release cannot avoid, synchronous node:crypto (floor.ts) ------
+const floor = await cryptoFloor({ batches: BATCHES, perBatch: PER_BATCH });
 
 // ---- report -----------------------------------------------------------------------------------
 console.log(`JOSE micro-benchmark${quick ? ' (quick)' : ''}: median µs of CPU per operation over ${BATCHES} batches of ${PER_BATCH}; Node ${process.version}`);
@@ -113,8 +80,8 @@ console.log('| --- | ---: | ---: | ---: |');
 for (const r of rows) console.log(`| ${r.what} | ${fmt(r.jose, 1)} | ${fmt(r.own, 1)} | ${fmt(r.jose / r.own)}× |`);
 console.log('');
 console.log('crypto floor of one release (synchronous node:crypto):');
-for (const [what, us] of floor) console.log(`  ${what}: ${fmt(us, 1)} µs`);
-console.log(`  sum of the parts: ${fmt(floorTotal, 1)} µs; all in one loop: ${fmt(floorTogether, 1)} µs (${fmt(1e6 / floorTogether, 0)} per CPU-second)`);
+for (const [what, us] of floor.parts) console.log(`  ${what}: ${fmt(us, 1)} µs`);
+console.log(`  sum of the parts: ${fmt(floor.sum, 1)} µs; all in one loop: ${fmt(floor.together, 1)} µs (${fmt(floor.perCpuSecond, 0)} per CPU-second)`);
 const broker = rows[0]!.own + rows[1]!.own;
 const brokerJose = rows[0]!.jose + rows[1]!.jose;
-console.log(`broker JOSE per single-key release (encrypt + verify): jose ${fmt(brokerJose, 1)} µs, src/jose ${fmt(broker, 1)} µs, floor ${fmt(floorTogether, 1)} µs`);
+console.log(`broker JOSE per single-key release (encrypt + verify): jose ${fmt(brokerJose, 1)} µs, src/jose ${fmt(broker, 1)} µs, floor ${fmt(floor.together, 1)} µs`);

@@ -1,198 +1,112 @@
 /**
- * `npm run bench`: the figures in docs/benchmarks.md. Everything runs on this machine, on
- * loopback, with real parts: the broker over HTTPS in this process (so the event-loop monitor
- * sees its loop), the load generator in a child process, SoftHSM2 for PKCS#11 custody.
- * Reports medians and p99s measured in one run; the machine is noisy, compare ratios.
+ * `npm run bench` (`node dist/test/bench/run.js [--quick] [--profile DIR]` after `npm run build`):
+ * the figures in docs/benchmarks.md, measured from outside with real parts on this machine.
+ *
+ * - The broker is a separate `keyanchor serve` process (TLS with a bench CA, keep-alive, log
+ *   level info); its CPU is read from /proc/<pid>/stat before and after each measured window, so
+ *   every thread counts. Its event-loop delay comes from a preloaded probe (brokerProbe.ts).
+ * - The load generator is another process (loadgen.ts) that keeps N connections alive, signs
+ *   every evidence, and opens a sample of the released keys; its CPU is reported too.
+ * - The crypto floor of one release is timed in the same run (floor.ts); each phase is also
+ *   given as a share of it.
+ * - `--profile DIR`: instead of the figures, a CPU profile of the broker during a sustained phase,
+ *   summarised by category (profile.ts), and the same phase on plain HTTP to price TLS.
+ *
+ * The machine is shared and noisy: quote the medians and ratios of one run, with its load average.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { createWriteStream, writeFileSync, openSync, writeSync, closeSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { generateKeyPairSync, randomBytes, randomFillSync } from 'node:crypto';
-import type { KeyCustodian } from '../../src/custody/custodian.js';
-import { createPkcs11Custodian } from '../../src/custody/pkcs11/index.js';
-import { SoftwareCustodian } from '../../src/custody/software.js';
-import type { RecipientJwk } from '../../src/protocol.js';
-import { measureFile } from '../../attest-agent/src/index.js';
-import { openKeys, startBroker } from '../../src/broker.js';
-import { parseConfig, type Config } from '../../src/config.js';
-import { createLogger } from '../../src/log.js';
-import { issueCertificate, SERVER_AUTH } from '../../src/pki.js';
-import { APP_KEY, makeWorld, type World } from '../helpers/world.js';
-import { AGENT_CLI, ROOT } from '../helpers/processes.js';
-import { fmt, median, quantile } from './stats.js';
+import { makeWorld, APP_KEY } from '../helpers/world.js';
+import { benchAgentExec, benchHashing } from './agentFigures.js';
+import { writeBenchFiles } from './benchFiles.js';
+import { startBenchBroker } from './brokerProcess.js';
+import { cryptoFloor } from './floor.js';
+import { startLoadGenerator, warmUp, type PhaseFigures } from './loadDriver.js';
 import { pkcs11Setup } from './pkcs11Setup.js';
+import { clockTickMs } from './procStat.js';
+import { profileBroker } from './profileRun.js';
+import { execLine, floorLine, header, load, phaseLine, targetLines, totalErrors, warmUpLine } from './report.js';
+import { fmt } from './stats.js';
 import { benchPolicyScale } from './policyScale.js';
 
 const quick = process.argv.includes('--quick');
-const N_SEQ = quick ? 60 : 300;
-const LOAD_SECONDS = quick ? 3 : 10;
-const CONCURRENCY = 8;
-
-interface Files { ca: string; tlsCert: string; tlsKey: string; nodeCert: string; nodeKey: string; sig: string }
-
-async function writeFiles(w: World): Promise<Files> {
-  const f = (n: string) => path.join(w.dir, n);
-  const files: Files = { ca: f('ca.pem'), tlsCert: f('tls.pem'), tlsKey: f('tls.key'), nodeCert: f('node.pem'), nodeKey: f('node.key'), sig: `${w.app.path}.sig` };
-  const ca = await issueCertificate({ subject: 'CN=bench CA', ca: true });
-  const tls = await issueCertificate({ subject: 'CN=broker', ips: ['127.0.0.1'], eku: [SERVER_AUTH] }, ca);
-  writeFileSync(files.ca, ca.certPem);
-  writeFileSync(files.tlsCert, tls.certPem);
-  writeFileSync(files.tlsKey, tls.keyPem, { mode: 0o600 });
-  writeFileSync(files.nodeCert, w.node.certPem);
-  writeFileSync(files.nodeKey, w.node.keyPem, { mode: 0o600 });
-  writeFileSync(files.sig, w.app.sig);
-  return files;
-}
-
-function load(args: Record<string, unknown>): Promise<{ lat: number[]; errors?: number; elapsedMs?: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'dist/test/bench/load.js'), JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator exited ${code}`))));
-  });
-}
-
-interface CustodyFigures { p50: number; p99: number; warmP50: number; warmP99: number; rate: number; loadP50: number; loadP99: number; errors: number; eldP50: number; eldP99: number; eldMax: number }
-
-async function benchCustody(w: World, files: Files, custody: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<CustodyFigures> {
-  const config: Config = parseConfig(
-    JSON.stringify({ stateDir: path.join(w.dir, `state-${String(custody.kind)}`), policyDir: w.policyDir, tls: { cert: files.tlsCert, key: files.tlsKey }, listen: { host: '127.0.0.1', port: 0 }, dev: { enabled: false }, log: { level: 'info' }, custody }),
-    { file: path.join(w.dir, 'bench.json'), env: { ...process.env, ...env } },
-  );
-  const k = await openKeys(config);
-  if (!k.keys.has(APP_KEY)) await k.keys.create(APP_KEY, 'bench');
-  await k.close();
-  const broker = await startBroker(config, { log: createLogger('info', createWriteStream('/dev/null')) });
-  const common = { url: broker.url, ca: files.ca, nodeCert: files.nodeCert, nodeKey: files.nodeKey, program: { path: w.app.path, sha256: w.app.sha256 }, sig: files.sig, key: APP_KEY };
-  try {
-    const seq = await load({ ...common, mode: 'seq', n: N_SEQ, warmup: 30 });
-    const warm = await load({ ...common, mode: 'seq', n: N_SEQ, warmup: 30, warm: true });
-    const eld = monitorEventLoopDelay({ resolution: 5 });
-    eld.enable();
-    const sustained = await load({ ...common, mode: 'load', seconds: LOAD_SECONDS, concurrency: CONCURRENCY });
-    eld.disable();
-    return {
-      p50: median(seq.lat), p99: quantile(seq.lat, 0.99), warmP50: median(warm.lat), warmP99: quantile(warm.lat, 0.99),
-      rate: sustained.lat.length / ((sustained.elapsedMs ?? 1) / 1000), loadP50: median(sustained.lat), loadP99: quantile(sustained.lat, 0.99), errors: sustained.errors ?? 0,
-      eldP50: eld.percentile(50) / 1e6, eldP99: eld.percentile(99) / 1e6, eldMax: eld.max / 1e6,
-    };
-  } finally {
-    await broker.close();
-  }
-}
-
-/** Custody alone, in process: one release of one key to the same RSA-3072 recipient, p50/p99. */
-async function benchRelease(custodian: KeyCustodian, n: number): Promise<{ p50: number; p99: number }> {
-  const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 3072 });
-  const jwk = publicKey.export({ format: 'jwk' }) as RecipientJwk;
-  const ref = { name: APP_KEY, version: 1 };
-  const wrapped = await custodian.generate(ref);
-  for (let i = 0; i < 50; i++) await custodian.releaseTo(ref, wrapped, jwk);
-  const xs: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await custodian.releaseTo(ref, wrapped, jwk);
-    xs.push(performance.now() - t);
-  }
-  return { p50: median(xs), p99: quantile(xs, 0.99) };
-}
-
-async function benchHashing(): Promise<{ mbps: number; sha256sumMbps: number; sizeMiB: number }> {
-  const sizeMiB = quick ? 128 : 512;
-  const file = path.join(os.tmpdir(), `keyanchor-bench-${process.pid}.bin`);
-  const fd = openSync(file, 'w');
-  const chunk = Buffer.alloc(1 << 20);
-  for (let i = 0; i < sizeMiB; i++) writeSync(fd, randomFillSync(chunk));
-  closeSync(fd);
-  try {
-    await measureFile(file); // warm the page cache
-    const runs: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const t = performance.now();
-      await measureFile(file);
-      runs.push(performance.now() - t);
-    }
-    const sums: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const t = performance.now();
-      execFileSync('sha256sum', [file], { stdio: 'ignore' });
-      sums.push(performance.now() - t);
-    }
-    return { mbps: (sizeMiB * 1.048576) / (median(runs) / 1000), sha256sumMbps: (sizeMiB * 1.048576) / (median(sums) / 1000), sizeMiB };
-  } finally {
-    rmSync(file, { force: true });
-  }
-}
-
-async function benchAgentOverhead(w: World, files: Files): Promise<{ execMs: number; nodeMs: number; hashMs: number }> {
-  const config = parseConfig(
-    JSON.stringify({ stateDir: path.join(w.dir, 'state-software'), policyDir: w.policyDir, tls: { cert: files.tlsCert, key: files.tlsKey }, listen: { host: '127.0.0.1', port: 0 }, dev: { enabled: false }, log: { level: 'warn' } }),
-    { file: path.join(w.dir, 'bench.json') },
-  );
-  const broker = await startBroker(config, { log: createLogger('warn', createWriteStream('/dev/null')) });
-  const wall = (cmd: string, args: string[]) => {
-    const t = performance.now();
-    execFileSync(cmd, args, { stdio: 'ignore' });
-    return performance.now() - t;
-  };
-  try {
-    const args = ['exec', '--allow-shared-uid', '--broker', broker.url, '--ca', files.ca, '--node-cert', files.nodeCert, '--node-key', files.nodeKey, '--key', `${APP_KEY}=APP_KEY`, '--', w.app.path];
-    const execRuns: number[] = [];
-    const nodeRuns: number[] = [];
-    for (let i = 0; i < (quick ? 5 : 15); i++) {
-      execRuns.push(await new Promise<number>((resolve, reject) => {
-        const t = performance.now();
-        const c = spawn(process.execPath, [AGENT_CLI, ...args], { stdio: 'ignore' });
-        c.on('exit', (code) => (code === 0 ? resolve(performance.now() - t) : reject(new Error(`agent exit ${code}`))));
-      }));
-      nodeRuns.push(wall(process.execPath, ['-e', '0']));
-    }
-    const t = performance.now();
-    await measureFile(w.app.path);
-    return { execMs: median(execRuns), nodeMs: median(nodeRuns), hashMs: performance.now() - t };
-  } finally {
-    await broker.close();
-  }
-}
+const profileDir = process.argv.includes('--profile') ? path.resolve(process.argv[process.argv.indexOf('--profile') + 1] ?? '.') : undefined;
+const MEASURE_MS = quick ? 2000 : 10_000;
+const WARMUP_MS = quick ? 500 : 1500;
+/** Sustained phases open and check one released key in this many. */
+const CHECK_EVERY = 50;
 
 const w = await makeWorld();
-const files = await writeFiles(w);
-const out: string[] = [];
-const say = (s: string) => {
-  out.push(s);
-  process.stdout.write(s + '\n');
+const files = await writeBenchFiles(w);
+const loadgen = await startLoadGenerator({ ca: files.ca, nodeCert: files.nodeCert, nodeKey: files.nodeKey, program: { path: w.app.path, sha256: w.app.sha256 }, sig: files.sig, key: APP_KEY, msPerTick: clockTickMs() });
+const say = (s: string) => process.stdout.write(s + '\n');
+const phases: PhaseFigures[] = [];
+const phase = async (broker: Parameters<typeof loadgen.run>[0], concurrency: number, opts: { fresh?: boolean; checkEvery?: number } = {}) => {
+  const p = await loadgen.run(broker, { concurrency, warmupMs: WARMUP_MS, measureMs: MEASURE_MS, fresh: opts.fresh ?? false, checkEvery: opts.checkEvery ?? CHECK_EVERY });
+  phases.push(p);
+  return p;
 };
+const common = { dir: w.dir, policyDir: w.policyDir, keys: [APP_KEY] };
+const execTarget = { ca: files.ca, nodeCert: files.nodeCert, nodeKey: files.nodeKey, key: APP_KEY, program: w.app.path };
+const EXEC_RUNS = quick ? 3 : 15;
+let failures = 0;
+/** Loads a fresh broker until V8 has optimised its release path (see warmUp), and says how it went. */
+const warm = async (label: string, broker: Parameters<typeof warmUp>[1], maxSeconds: number) => {
+  const wu = await warmUp(loadgen, broker, { minReleases: 4000, maxSeconds });
+  failures += Object.keys(wu.errors).length;
+  say(warmUpLine(label, wu));
+};
+
 try {
-  say(`# keyanchor bench ${new Date().toISOString()} — ${os.cpus().length}× ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}${quick ? ' (quick)' : ''}`);
-  const sw = await benchCustody(w, files, { kind: 'software' });
-  say(`software custody: full round trip (challenge + attest + decrypt) p50 ${fmt(sw.p50)} ms, p99 ${fmt(sw.p99)} ms with a new TLS connection per attestation; p50 ${fmt(sw.warmP50)} ms, p99 ${fmt(sw.warmP99)} ms on a warm connection (n=${N_SEQ} each, sequential)`);
-  say(`software custody: sustained ${fmt(sw.rate, 0)} attestations/s at concurrency ${CONCURRENCY} for ${LOAD_SECONDS} s (p50 ${fmt(sw.loadP50)} ms, p99 ${fmt(sw.loadP99)} ms, errors ${sw.errors}); broker event-loop delay p50 ${fmt(sw.eldP50)} ms, p99 ${fmt(sw.eldP99)} ms, max ${fmt(sw.eldMax)} ms`);
-  const hsm = await pkcs11Setup(w);
-  if (hsm) {
+  say(header(quick));
+  if (profileDir) {
+    await profileBroker({ ...common, files, loadgen, measureMs: MEASURE_MS, warmupMs: WARMUP_MS, outDir: profileDir, say });
+  } else {
+    const floor = await cryptoFloor(quick ? { batches: 9, perBatch: 100 } : { batches: 21, perBatch: 200 });
+    say(floorLine(floor));
+
+    const sw = await startBenchBroker({ ...common, name: 'software', tls: files.tls, custody: { kind: 'software' } });
+    let c1, c8, c64, exec;
     try {
-      const n = quick ? 300 : 2000;
-      const soft = new SoftwareCustodian(randomBytes(32));
-      const hard = await createPkcs11Custodian(hsm.config);
-      const rs = await benchRelease(soft, n);
-      const rh = await benchRelease(hard, n);
-      await soft.close();
-      await hard.close();
-      say(`custody release alone (unwrap + re-encrypt to an RSA-3072 recipient, n=${n}): software p50 ${fmt(rs.p50, 3)} ms, p99 ${fmt(rs.p99, 3)} ms; pkcs11/SoftHSM2 p50 ${fmt(rh.p50, 3)} ms, p99 ${fmt(rh.p99, 3)} ms; the HSM adds ${fmt(rh.p50 - rs.p50, 3)} ms at p50, ${fmt(rh.p99 - rs.p99, 3)} ms at p99`);
-      const hw = await benchCustody(w, files, hsm.custody, hsm.env);
-      say(`pkcs11 custody (SoftHSM2): full round trip p50 ${fmt(hw.p50)} ms, p99 ${fmt(hw.p99)} ms (new connection); warm p50 ${fmt(hw.warmP50)} ms, p99 ${fmt(hw.warmP99)} ms; over software custody (warm): +${fmt(hw.warmP50 - sw.warmP50)} ms at p50 (${fmt(hw.warmP50 / sw.warmP50)}×), +${fmt(hw.warmP99 - sw.warmP99)} ms at p99`);
-      say(`pkcs11 custody (SoftHSM2): sustained ${fmt(hw.rate, 0)} attestations/s (p50 ${fmt(hw.loadP50)} ms, p99 ${fmt(hw.loadP99)} ms, errors ${hw.errors}); broker event-loop delay p50 ${fmt(hw.eldP50)} ms, p99 ${fmt(hw.eldP99)} ms, max ${fmt(hw.eldMax)} ms`);
+      await warm('software custody', sw, quick ? 6 : 30);
+      // Concurrency 1 is the agent's own round trip: a fresh recipient key, every key opened.
+      c1 = await phase(sw, 1, { fresh: true, checkEvery: 1 });
+      say(phaseLine('software custody', c1, floor));
+      c8 = await phase(sw, 8);
+      say(phaseLine('software custody', c8, floor));
+      c64 = await phase(sw, 64);
+      say(phaseLine('software custody', c64, floor));
+      exec = await benchAgentExec({ ...execTarget, url: sw.url }, EXEC_RUNS);
+      say(execLine('software custody, EC recipient', exec));
     } finally {
-      hsm.cleanup();
+      await sw.stop();
     }
-  } else say('pkcs11 custody: skipped (SoftHSM2 not installed)');
-  const h = await benchHashing();
-  say(`agent hashing: ${fmt(h.mbps, 0)} MB/s streamed sha256 over a ${h.sizeMiB} MiB file (median of 5, page cache warm); sha256sum: ${fmt(h.sha256sumMbps, 0)} MB/s`);
-  const o = await benchAgentOverhead(w, files);
-  say(`agent exec, whole command for a small program: ${fmt(o.execMs, 0)} ms median (of which node start ${fmt(o.nodeMs, 0)} ms, hashing ${fmt(o.hashMs, 1)} ms); overhead beyond hashing ${fmt(o.execMs - o.hashMs, 0)} ms`);
-  for (const line of await benchPolicyScale(quick)) say(line);
+
+    const hsm = await pkcs11Setup(w);
+    if (hsm) {
+      const hb = await startBenchBroker({ ...common, name: 'pkcs11', tls: files.tls, custody: hsm.custody, env: hsm.env });
+      try {
+        await warm('pkcs11 custody (SoftHSM2)', hb, quick ? 3 : 15);
+        // PKCS#11 custody releases to RSA recipients: the load generator uses a pool of RSA-2048 keys.
+        say(phaseLine('pkcs11 custody (SoftHSM2)', await phase(hb, 1, { checkEvery: 1 }), floor));
+        say(phaseLine('pkcs11 custody (SoftHSM2)', await phase(hb, 8), floor));
+        say(execLine('pkcs11 custody (SoftHSM2), RSA recipient', await benchAgentExec({ ...execTarget, url: hb.url }, EXEC_RUNS)));
+      } finally {
+        await hb.stop();
+        hsm.cleanup();
+      }
+    } else say('pkcs11 custody (SoftHSM2): skipped, SoftHSM2 is not installed');
+
+    const h = await benchHashing(quick ? 128 : 512);
+    say(`agent hashing: ${fmt(h.mbps, 0)} MB/s streamed sha256 over a ${h.sizeMiB} MiB file (median of 5, page cache warm); sha256sum: ${fmt(h.sha256sumMbps, 0)} MB/s ${load()}`);
+    for (const line of await benchPolicyScale(quick)) say(line);
+    for (const line of targetLines(c1, [c8, c64], c64, floor, exec)) say(line);
+  }
 } finally {
+  loadgen.stop();
   w.cleanup();
+}
+const failed = failures + phases.filter((p) => totalErrors(p) > 0).length;
+if (failed > 0) {
+  process.stderr.write(`bench: ${failed} phase(s) had failed releases (see "errors" above)\n`);
+  process.exitCode = 1;
 }

@@ -1,0 +1,45 @@
+/**
+ * `node dist/test/bench/run.js --quick` runs against real processes and prints every figure: a
+ * smoke test of `npm run bench`, not a timing assertion (the figures are in docs/benchmarks.md).
+ * The bench exits non-zero when any release failed, so exit 0 also means every release in it
+ * (a sample of them opened and checked) succeeded.
+ */
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { requireTool } from '../helpers/deps.js';
+import { ROOT, run } from '../helpers/processes.js';
+
+const hsm = requireTool('softhsm2-util', "the bench's PKCS#11 custody phases");
+const n = String.raw`\d+(?:\.\d+)?`;
+const phase = (label: string, c: number) =>
+  new RegExp(
+    String.raw`^${label}, concurrency ${c}: ${n} releases/s over ${n} s; ${n} releases per broker CPU-second \(${n} µs each, ${n} % on main threads; ${n} of the floor\); ` +
+      String.raw`broker ${n} cores in [1-9]\d* process(?:es)?, load generator ${n} cores \(${n} µs per release\); latency p50 ${n} ms, p99 ${n} ms \(p99/p50 ${n}\); ` +
+      String.raw`broker event-loop delay p50 ${n} ms, p99 ${n} ms, max ${n} ms; [1-9]\d* keys opened and checked; errors 0 \[load ${n}\]$`,
+    'm',
+  );
+const warmUp = (label: string) => new RegExp(String.raw`^${label}, warm-up at concurrency 8: [1-9]\d* releases in ${n} s; broker CPU per release ${n} µs in the first second, ${n} µs in the last \(.+\); errors 0 \[load ${n}\]$`, 'm');
+
+describe('npm run bench --quick', () => {
+  it('exits 0 and prints every figure', async () => {
+    const r = await run(process.execPath, [path.join(ROOT, 'dist', 'test', 'bench', 'run.js'), '--quick'], { timeoutMs: 240_000 });
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    const out = r.stdout;
+    expect(out).toMatch(/^# keyanchor bench \S+ — \d+× .+ \(quick\)$/m);
+    expect(out).toMatch(new RegExp(String.raw`^crypto floor \(one single-key release, synchronous node:crypto\): ${n} µs of CPU, ${n} releases per CPU-second \(ECDSA P-256 verify ${n} µs, P-256 key generation ${n} µs, ECDH ${n} µs, AES-256-KW of 32 bytes ${n} µs, AES-256-GCM of 32 bytes ${n} µs, 32 random bytes ${n} µs; sum of the parts ${n} µs\) \[load ${n}\]$`, 'm'));
+    expect(out).toMatch(warmUp('software custody'));
+    for (const c of [1, 8, 64]) expect(out).toMatch(phase('software custody', c));
+    if (hsm) {
+      expect(out).toMatch(warmUp(String.raw`pkcs11 custody \(SoftHSM2\)`));
+      for (const c of [1, 8]) expect(out).toMatch(phase(String.raw`pkcs11 custody \(SoftHSM2\)`, c));
+    } else expect(out).toMatch(/^pkcs11 custody \(SoftHSM2\): skipped, SoftHSM2 is not installed$/m);
+    const exec = (label: string) => new RegExp(String.raw`^agent exec of a small program \(${label}\): ${n} ms median for the whole command, Node's own start ${n} ms, hashing ${n} ms; beyond Node's start -?${n} ms \[load ${n}\]$`, 'm');
+    expect(out).toMatch(exec('software custody, EC recipient'));
+    if (hsm) expect(out).toMatch(exec(String.raw`pkcs11 custody \(SoftHSM2\), RSA recipient`));
+    expect(out).toMatch(new RegExp(String.raw`^agent hashing: ${n} MB/s streamed sha256 over a 128 MiB file \(median of 5, page cache warm\); sha256sum: ${n} MB/s \[load ${n}\]$`, 'm'));
+    expect(out).toMatch(new RegExp(String.raw`^target ≥ 1000 releases per broker CPU-second \(software custody, EC recipient, TLS keep-alive\): ${n} at concurrency (8|64), ${n} % of the floor \(target ≥ 35 %\): (met|NOT MET)$`, 'm'));
+    expect(out).toMatch(new RegExp(String.raw`^target round trip at concurrency 1 p50 ≤ 3 ms, p99 ≤ 8 ms: p50 ${n} ms, p99 ${n} ms: (met|NOT MET)$`, 'm'));
+    expect(out).toMatch(new RegExp(String.raw`^target p99 ≤ 10 × p50 at concurrency 64: p99/p50 ${n}: (met|NOT MET)$`, 'm'));
+    expect(out).toMatch(new RegExp(String.raw`^target agent exec adds ≤ 100 ms to Node's own start \(EC recipient\): -?${n} ms: (met|NOT MET)$`, 'm'));
+  }, 300_000);
+});
