@@ -7,6 +7,7 @@ import { hsmCommand } from './hsm.js';
 import { keysCommand } from './keysCmd.js';
 import { policyCommand } from './policyCmd.js';
 import { serveCommand } from './serve.js';
+import { storeCommand } from './storeCmd.js';
 
 const program = new Command('keyanchor')
   .description('workload-attestation key broker')
@@ -17,5 +18,6 @@ program.addCommand(policyCommand());
 program.addCommand(keysCommand());
 program.addCommand(hsmCommand(() => configFrom(program)));
 program.addCommand(auditCommand());
+program.addCommand(storeCommand());
 program.addCommand(demoCommand());
 await program.parseAsync(process.argv);

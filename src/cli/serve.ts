@@ -23,7 +23,8 @@ export function serveCommand(): Command {
       } catch (e) {
         if (e instanceof PolicyError) fail(`refusing to start: invalid policy\n  ${e.problems.map(formatProblem).join('\n  ')}`, EXIT.invalid);
         // The reason (which file, which CKR_*) is what the operator needs; it never holds a secret.
-        fail(`refusing to start: ${e instanceof BrokerError ? `${e.code}: ${e.reason}` : (e as Error).message}`);
+        const code = (e as { code?: unknown }).code;
+        fail(`refusing to start: ${e instanceof BrokerError ? `${e.code}: ${e.reason}` : `${typeof code === 'string' ? `${code}: ` : ''}${(e as Error).message}`}`);
       }
       process.stdout.write(`keyanchor listening on ${broker.url}\n`);
       if (broker.tlsCa) process.stdout.write(`dev TLS CA (give it to agents with --ca): ${broker.tlsCa}\n`);

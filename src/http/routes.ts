@@ -1,22 +1,28 @@
 /** Thin handlers: validate → call the service → respond. */
 import express, { type Request, type Response, type Router } from 'express';
-import type { AuditLog } from '../audit/auditLog.js';
 import type { NonceService } from '../attestation/nonces.js';
+import type { SourceLimiter } from '../attestation/sourceLimiter.js';
 import type { KeyCustodian } from '../custody/custodian.js';
 import { BrokerError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { AttestRequestSchema, MAX_EVIDENCE_BYTES, PROTOCOL_VERSION, type AttestResponse, type ChallengeResponse } from '../protocol.js';
-import { attestAndRelease, type ReleaseDeps, type Trail } from '../release.js';
+import type { Readiness } from '../readiness.js';
+import { attestAndRelease, type Attempt, type ReleaseDeps } from '../release.js';
 import { asBrokerError } from '../errors.js';
 import type { RequestLocals } from './problem.js';
 
 export interface RouteDeps {
   nonces: NonceService;
-  audit: AuditLog;
-  custodian: Pick<KeyCustodian, 'recipientKeyTypes' | 'health'>;
+  /** Challenges per source address. */
+  challengeLimiter: SourceLimiter;
+  custodian: Pick<KeyCustodian, 'recipientKeyTypes'>;
+  readiness: Readiness;
   release: ReleaseDeps;
   log: Logger;
 }
+
+/** The client's address as the socket sees it (behind a proxy, the proxy's). */
+export const sourceOf = (req: Request): string => (req.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
 
 const json = express.json({ limit: MAX_EVIDENCE_BYTES + 4096, strict: true, type: 'application/json' });
 
@@ -41,7 +47,8 @@ export function apiRoutes(deps: RouteDeps): Router {
     if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).length > 0)) {
       throw new BrokerError('request_malformed', 'challenge body must be empty or {}');
     }
-    const n = await deps.nonces.issue();
+    deps.challengeLimiter.take(sourceOf(req));
+    const n = deps.nonces.issue();
     const out: ChallengeResponse = {
       nonce: n.nonce,
       expiresAt: new Date(n.expiresAt).toISOString(),
@@ -55,26 +62,22 @@ export function apiRoutes(deps: RouteDeps): Router {
 
   r.post('/v1/attest', json, async (req, res) => {
     const { requestId } = res.locals as RequestLocals;
-    const parsed = AttestRequestSchema.safeParse(jsonBody(req));
-    const trail: Trail = {};
+    const attempt: Attempt = { requestId, source: sourceOf(req), bytes: Number(req.headers['content-length'] ?? 0) || 0 };
     try {
-      if (!parsed.success) throw new BrokerError('request_malformed', 'body must be {"evidence": "<compact JWS>"}');
-      const keys = await attestAndRelease(deps.release, parsed.data.evidence, trail);
-      // The record is written before the keys leave; if it cannot be, they do not leave.
-      await deps.audit.record({ event: 'release', requestId, ...trail }).catch((e: unknown) => {
-        throw new BrokerError('audit_unavailable', 'the release could not be recorded', { cause: e });
-      });
+      const parsed = AttestRequestSchema.safeParse(jsonBody(req));
+      if (!parsed.success) {
+        const err = new BrokerError('request_malformed', 'body must be {"evidence": "<compact JWS>"}');
+        deps.release.refusals.note({ source: attempt.source, code: err.code, bytes: attempt.bytes });
+        throw err;
+      }
+      // Recorded in the audit trail before the keys leave; if it cannot be, they do not leave.
+      const { keys, trail } = await attestAndRelease(deps.release, parsed.data.evidence, attempt);
       deps.log.info({ event: 'attest', requestId, outcome: 'released', ...trail }, 'keys released');
       const out: AttestResponse = { requestId, keys };
       res.status(200).json(out);
     } catch (e) {
       const err = asBrokerError(e);
-      deps.log.warn({ event: 'attest', requestId, outcome: 'refused', code: err.code, reason: err.reason, ...trail }, 'attestation refused');
-      if (err.code !== 'audit_unavailable') {
-        await deps.audit.record({ event: 'refusal', requestId, code: err.code, reason: err.reason, ...trail }).catch((ae: unknown) => {
-          deps.log.error({ requestId, err: String(ae) }, 'could not record a refusal in the audit log');
-        });
-      }
+      deps.log.warn({ event: 'attest', requestId, source: attempt.source, outcome: 'refused', code: err.code, reason: err.reason }, 'attestation refused');
       throw err;
     }
   });
@@ -84,7 +87,7 @@ export function apiRoutes(deps: RouteDeps): Router {
     res.json({ status: 'ok' });
   });
   r.get('/readyz', async (_req, res) => {
-    await deps.custodian.health();
+    await deps.readiness.check();
     res.json({ status: 'ready' });
   });
   return r;

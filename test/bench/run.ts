@@ -16,6 +16,7 @@ import { SoftwareCustodian } from '../../src/custody/software.js';
 import type { RecipientJwk } from '../../src/protocol.js';
 import { measureFile } from '../../attest-agent/src/index.js';
 import { openKeys, startBroker } from '../../src/broker.js';
+import { systemClock } from '../../src/clock.js';
 import { parseConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { issueCertificate, SERVER_AUTH } from '../../src/pki.js';
@@ -61,7 +62,7 @@ async function benchCustody(w: World, files: Files, custody: Record<string, unkn
     JSON.stringify({ stateDir: path.join(w.dir, `state-${String(custody.kind)}`), policyDir: w.policyDir, tls: { cert: files.tlsCert, key: files.tlsKey }, listen: { host: '127.0.0.1', port: 0 }, dev: { enabled: false }, log: { level: 'info' }, custody }),
     { file: path.join(w.dir, 'bench.json'), env: { ...process.env, ...env } },
   );
-  const k = await openKeys(config);
+  const k = await openKeys(config, systemClock, 'serve');
   if (!k.keys.has(APP_KEY)) await k.keys.create(APP_KEY, 'bench');
   await k.close();
   const broker = await startBroker(config, { log: createLogger('info', createWriteStream('/dev/null')) });

@@ -1,0 +1,36 @@
+/** The policy high-water mark: a compare-and-set that only moves forward, atomic across connections. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { advanceHighWater, readHighWater } from '../../../src/store/highWater.js';
+import type { MakeStore } from './harness.js';
+import { Opened } from './harness.js';
+
+const d = (c: string) => c.repeat(64);
+
+export function highWaterContract(make: MakeStore): void {
+  describe('policy high-water mark', () => {
+    const opened = new Opened();
+    afterEach(() => opened.closeAll());
+
+    it('moves up, refuses rollback and a conflicting digest, accepts the same mark again', async () => {
+      const { store } = await make();
+      opened.add(store);
+      const adv = (version: number, digest: string) => store.transaction((tx) => advanceHighWater(tx, { version, manifestSha256: digest }));
+      expect(await readHighWater(store.read)).toBeUndefined();
+      expect(await adv(3, d('a'))).toBe('ok');
+      expect(await adv(3, d('a'))).toBe('ok');
+      expect(await adv(3, d('b'))).toBe('conflict');
+      expect(await adv(2, d('c'))).toBe('rollback');
+      expect(await adv(5, d('e'))).toBe('ok');
+      expect(await readHighWater(store.read)).toEqual({ version: 5, manifestSha256: d('e') });
+    });
+
+    it('concurrent advances with different digests at one version: exactly one wins', async () => {
+      const t = await make();
+      opened.add(t.store);
+      const other = opened.add(await t.another());
+      const results = await Promise.all(['a', 'b', 'c', 'd', 'e', 'f'].map((c, i) => (i % 2 ? t.store : other).transaction((tx) => advanceHighWater(tx, { version: 7, manifestSha256: d(c) }))));
+      expect(results.filter((r) => r === 'ok')).toHaveLength(1);
+      expect(results.filter((r) => r === 'conflict')).toHaveLength(5);
+    });
+  });
+}
