@@ -149,7 +149,8 @@ export async function startPostgres(opts: { fsync?: boolean; extraConf?: string[
       const port = await freePort();
       const sdir = path.join(dir, `standby${servers.length}`);
       pgRun(bin, 'pg_basebackup', ['-h', '127.0.0.1', '-p', String(cluster.primary.port), '-U', 'postgres', '-D', sdir, '-R', '-X', 'stream', '--no-sync'], { PGPASSWORD: password });
-      appendFileSync(path.join(sdir, 'postgresql.conf'), conf(port, dir, [`primary_conninfo = 'host=127.0.0.1 port=${cluster.primary.port} user=postgres password=${password} application_name=standby'`]));
+      // `-R` wrote primary_conninfo (and standby.signal); only the port and socket directory change.
+      appendFileSync(path.join(sdir, 'postgresql.conf'), conf(port, dir, []));
       if (asRoot) execFileSync('chown', ['-R', 'postgres:postgres', sdir]);
       const s = server(bin, sdir, port, path.join(dir, `standby${servers.length}.log`));
       s.start();
@@ -159,7 +160,7 @@ export async function startPostgres(opts: { fsync?: boolean; extraConf?: string[
       await c.connect();
       try {
         for (let i = 0; i < 200; i++) {
-          const r = await c.query("SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby'");
+          const r = await c.query('SELECT sync_state FROM pg_stat_replication');
           if (r.rows[0]?.sync_state === 'sync') return s;
           await new Promise((res) => setTimeout(res, 50));
         }

@@ -97,6 +97,14 @@ class PostgresDriver implements Driver {
 
   async transaction<T>(fn: (tx: TxSql) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // A connection that dies while checked out (between two statements) emits 'error' on the
+    // client: keep it, so the transaction fails on its next statement instead of the process.
+    let lost: unknown;
+    const onLost = (e: unknown) => {
+      lost = e;
+      this.onError(e);
+    };
+    client.on('error', onLost);
     let chain: ChainHead | undefined;
     let before: Pick<ChainHead, 'seq' | 'hash'> | undefined;
     let certain = true;
@@ -137,8 +145,10 @@ class PostgresDriver implements Driver {
       throw e;
     } finally {
       // A chain whose last transaction may or may not have committed is not used again.
-      if (chain && certain && broken === undefined) this.#chains.push(chain);
-      client.release(broken instanceof Error ? broken : undefined);
+      if (chain && certain && broken === undefined && lost === undefined) this.#chains.push(chain);
+      client.off('error', onLost);
+      const bad = broken ?? lost;
+      client.release(bad === undefined ? undefined : bad instanceof Error ? bad : new Error(String(bad)));
     }
   }
 
