@@ -105,7 +105,9 @@ export async function attestAndRelease(deps: ReleaseDeps, evidence: unknown, att
       return toRelease;
     });
   } catch (e) {
-    throw await recordRefusal(deps, claims, attempt, trail, asBrokerError(e), now);
+    const err = asBrokerError(e);
+    if (err.code === 'store_unavailable') throw err; // nothing can be recorded either: no second wait
+    throw await recordRefusal(deps, claims, attempt, trail, err, now);
   }
 
   try { // 10

@@ -155,6 +155,25 @@ describe.skipIf(!available)('three brokers on one PostgreSQL database', () => {
     for (const u of urls) expect((await fetch(`${u}/readyz`)).status).toBe(200);
   });
 
+  it('a statement past its timeout (a table locked by another session): 503 store_unavailable within the timeout; then releases resume', { timeout: 60_000 }, async () => {
+    const url = r.brokers[0]!.url;
+    const locker = new pg.Client({ host: '127.0.0.1', port: cluster.primary.port, user: 'postgres', password: cluster.password, database: db });
+    await locker.connect();
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE consumed_nonces IN ACCESS EXCLUSIVE MODE');
+    let answer: Answer;
+    try {
+      const { compact } = await makeEvidence(w, { nonce: await challenge(url) });
+      answer = await attest(url, compact); // answered while the lock is still held: the wait is bounded
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+    }
+    expect({ status: answer.status, code: answer.code }).toEqual({ status: 503, code: 'store_unavailable' });
+    const { compact } = await makeEvidence(w, { nonce: await challenge(url) });
+    expect((await attest(url, compact)).status).toBe(200);
+  });
+
   it('a replica SIGKILLed under load: the others carry on, and every answered release has its audit record', { timeout: 120_000 }, async () => {
     const live = new Set([0, 1, 2]);
     const released: string[] = [];
