@@ -125,3 +125,18 @@ describe('the SQLite store fails under a running broker', () => {
     await expectRecovered();
   });
 });
+
+describe('readiness proves custody can unwrap the store\'s keys', () => {
+  it('a version whose blob no longer unwraps makes /readyz 503 custody_unavailable; fixed, ready again', async () => {
+    const ok = await request(b.app).get('/readyz');
+    expect(ok.status).toBe(200);
+    const [row] = (await b.store.read.all('SELECT name, version, blob FROM key_versions WHERE blob IS NOT NULL ORDER BY created_at DESC LIMIT 1')) as Array<{ name: string; version: number; blob: Buffer }>;
+    const flipped = Buffer.from(row!.blob);
+    flipped[flipped.length - 1]! ^= 1;
+    await b.store.transaction((tx) => tx.run('UPDATE key_versions SET blob = $3 WHERE name = $1 AND version = $2', [row!.name, row!.version, flipped]));
+    const bad = await request(b.app).get('/readyz');
+    expect({ status: bad.status, code: bad.body.code }).toEqual({ status: 503, code: 'custody_unavailable' });
+    await b.store.transaction((tx) => tx.run('UPDATE key_versions SET blob = $3 WHERE name = $1 AND version = $2', [row!.name, row!.version, row!.blob]));
+    expect((await request(b.app).get('/readyz')).status).toBe(200);
+  });
+});
