@@ -97,13 +97,13 @@ export const ConfigSchema = z.strictObject({
       /** Challenges per source address: a token bucket (rate per second, burst) per address, in each broker process. */
       perSource: z
         .strictObject({
-          ratePerSecond: z.number().min(0.01).max(100_000).default(20),
-          burst: z.number().int().min(1).max(100_000).default(100),
+          ratePerSecond: z.number().min(0.01).max(1_000_000).default(50),
+          burst: z.number().int().min(1).max(1_000_000).default(200),
           maxSources: z.number().int().min(1).max(10_000_000).default(100_000),
         })
-        .default({ ratePerSecond: 20, burst: 100, maxSources: 100_000 }),
+        .default({ ratePerSecond: 50, burst: 200, maxSources: 100_000 }),
     })
-    .default({ ttlSeconds: 60, perSource: { ratePerSecond: 20, burst: 100, maxSources: 100_000 } }),
+    .default({ ttlSeconds: 60, perSource: { ratePerSecond: 50, burst: 200, maxSources: 100_000 } }),
   evidence: z
     .strictObject({ maxClockSkewSeconds: z.number().int().min(0).max(3600).default(60) })
     .default({ maxClockSkewSeconds: 60 }),

@@ -59,7 +59,7 @@ interface CustodyFigures { p50: number; p99: number; warmP50: number; warmP99: n
 
 async function benchCustody(w: World, files: Files, custody: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<CustodyFigures> {
   const config: Config = parseConfig(
-    JSON.stringify({ stateDir: path.join(w.dir, `state-${String(custody.kind)}`), policyDir: w.policyDir, tls: { cert: files.tlsCert, key: files.tlsKey }, listen: { host: '127.0.0.1', port: 0 }, dev: { enabled: false }, log: { level: 'info' }, custody }),
+    JSON.stringify({ stateDir: path.join(w.dir, `state-${String(custody.kind)}`), policyDir: w.policyDir, tls: { cert: files.tlsCert, key: files.tlsKey }, listen: { host: '127.0.0.1', port: 0 }, dev: { enabled: false }, log: { level: 'info' }, custody, nonce: { perSource: { ratePerSecond: 1_000_000, burst: 1_000_000 } } }),
     { file: path.join(w.dir, 'bench.json'), env: { ...process.env, ...env } },
   );
   const k = await openKeys(config, systemClock, 'serve');

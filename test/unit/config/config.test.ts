@@ -36,7 +36,7 @@ describe('embedded defaults', () => {
     const c = parseConfig(undefined);
     expect(c.listen).toEqual({ host: '127.0.0.1', port: 8443 });
     expect(c.insecureHttp).toBe(false);
-    expect(c.nonce).toEqual({ ttlSeconds: 60, perSource: { ratePerSecond: 20, burst: 100, maxSources: 100_000 } });
+    expect(c.nonce).toEqual({ ttlSeconds: 60, perSource: { ratePerSecond: 50, burst: 200, maxSources: 100_000 } });
     expect(c.evidence).toEqual({ maxClockSkewSeconds: 60 });
     expect(c.custody).toEqual({ kind: 'software' });
     expect(c.store).toEqual({ kind: 'sqlite', file: path.resolve(process.cwd(), 'state', 'keyanchor.db'), synchronous: 'full', busyTimeoutMs: 5000, changePollMs: 500 });
