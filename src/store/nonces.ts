@@ -10,11 +10,16 @@ import { num } from './sql.js';
 
 export type ConsumeResult = 'consumed' | 'replayed' | 'expired';
 
-/** Consumes nonce `id`, good until `expiresAt` (epoch ms, inclusive). */
+/**
+ * Consumes nonce `id`, good until `expiresAt` (epoch ms, inclusive): one statement that compares
+ * with the store's clock and inserts; only when it inserts nothing, a second one tells why.
+ */
 export async function consumeNonce(tx: TxSql, id: Buffer, expiresAt: number): Promise<ConsumeResult> {
-  if ((await tx.now()) > expiresAt) return 'expired';
-  const n = await tx.run('INSERT INTO consumed_nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING', [id, expiresAt]);
-  return n === 1 ? 'consumed' : 'replayed';
+  const now = tx.dialect.nowMs ?? '$3';
+  const params = tx.dialect.nowMs ? [id, expiresAt] : [id, expiresAt, await tx.now()];
+  const n = await tx.run(`INSERT INTO consumed_nonces (nonce, expires_at) SELECT $1, $2 WHERE $2 >= ${now} ON CONFLICT (nonce) DO NOTHING`, params);
+  if (n === 1) return 'consumed';
+  return (await tx.all('SELECT 1 AS x FROM consumed_nonces WHERE nonce = $1', [id])).length ? 'replayed' : 'expired';
 }
 
 /**

@@ -12,6 +12,11 @@ export interface Dialect {
   readonly forUpdate: string;
   /** A query with one parameter, a table name, answering one row `{ n }`: 1 if the table exists. */
   readonly tableExists: string;
+  /**
+   * The database clock in epoch ms as an SQL expression, so a statement can compare with it without
+   * a round trip of its own; undefined where the store's clock is the broker's (SQLite).
+   */
+  readonly nowMs?: string;
 }
 
 /** Runs statements: inside a transaction, or on a connection that sees committed state only. */

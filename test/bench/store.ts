@@ -34,6 +34,8 @@ import { APP_KEY, makeWorld, type World } from '../helpers/world.js';
 import { fmt, median, quantile } from './stats.js';
 
 const quick = process.argv.includes('--quick');
+/** Only the in-process transaction figures (section 1). */
+const txOnly = process.argv.includes('--tx-only');
 const N = quick ? 300 : 2000;
 const SECONDS = quick ? 4 : 10;
 const CONCURRENCY = 16;
@@ -221,6 +223,11 @@ try {
     await txFigures(`PostgreSQL (loopback, fsync on, synchronous_commit=${syncCommit})`, { kind: 'postgres', url: pgc.url(txDb), password: new Secret(pgc.password), pool: { max: 10, acquireTimeoutMs: 5000 }, statementTimeoutMs: 5000, changePollMs: 500 }, true);
   }
 
+  if (txOnly) {
+    pgc.cleanup();
+    w.cleanup();
+    process.exit(0);
+  }
   // 2. SQLite shared by processes.
   const shared = path.join(w.dir, 'shared.db');
   await (await openStore({ kind: 'sqlite', file: shared, synchronous: 'full', busyTimeoutMs: 5000, changePollMs: 500 }, { clock: systemClock, create: true })).close();

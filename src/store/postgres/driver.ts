@@ -29,11 +29,11 @@ const DIALECT: Dialect = {
   name: 'postgres',
   forUpdate: ' FOR UPDATE',
   tableExists: 'SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1',
+  nowMs: '(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT',
 };
 const CHANNEL = 'keyanchor_changes';
 /** pg_advisory_xact_lock key for schema migrations ("keyanchor" in ASCII, truncated). */
 const MIGRATION_LOCK = 0x6b6579616e63;
-const NOW_MS = 'SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT AS now';
 
 const statementName = (text: string) => 'ka_' + createHash('sha1').update(text).digest('hex').slice(0, 20);
 
@@ -116,7 +116,7 @@ class PostgresDriver implements Driver {
         dialect: DIALECT,
         all: (t, p) => sql.all(t, p),
         run: (t, p) => sql.run(t, p),
-        now: async () => Number((await sql.all<{ now: number }>(NOW_MS))[0]!.now),
+        now: async () => Number((await sql.all<{ now: number }>(`SELECT ${DIALECT.nowMs!} AS now`))[0]!.now),
         chain: () => {
           if (!chain) {
             chain = this.#chains.pop() ?? newChain();

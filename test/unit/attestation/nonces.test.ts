@@ -60,7 +60,8 @@ describe('nonce tokens', () => {
     }
     expect(openNonce(KEY, raw.subarray(0, -1).toString('base64url'))).toBeUndefined();
     expect(openNonce(KEY, Buffer.concat([raw, Buffer.of(0)]).toString('base64url'))).toBeUndefined();
-    expect(openNonce(KEY, raw.toString('base64'))).toBeUndefined();
+    expect(openNonce(KEY, `${t}=`)).toBeUndefined();
+    expect(openNonce(KEY, `${t.slice(0, 10)}+${t.slice(11)}`)).toBeUndefined();
     expect(openNonce(KEY, 'A'.repeat(43))).toBeUndefined();
   });
 
