@@ -1,8 +1,9 @@
 /** The policy high-water mark (policy/highWater.ts) on the store: a compare-and-set in one transaction. */
-import type { AdvanceResult, PolicyMark } from '../policy/highWater.js';
+import type { AdvanceResult, PolicyHighWater, PolicyMark } from '../policy/highWater.js';
 import type { Sql, TxSql } from './sql.js';
 import { num } from './sql.js';
 import { bumpChange } from './changes.js';
+import type { StateStore } from './stateStore.js';
 
 export async function readHighWater(sql: Sql): Promise<PolicyMark | undefined> {
   const [r] = await sql.all('SELECT version, manifest_sha256 FROM policy_high_water WHERE id = 1');
@@ -22,4 +23,17 @@ export async function advanceHighWater(tx: TxSql, mark: PolicyMark): Promise<Adv
   await tx.run('UPDATE policy_high_water SET version = $1, manifest_sha256 = $2 WHERE id = 1', [mark.version, mark.manifestSha256]);
   await bumpChange(tx, 'policy');
   return 'ok';
+}
+
+/** The PolicyHighWater seam on the state store: shared by every broker on it. */
+export class StoreHighWater implements PolicyHighWater {
+  constructor(private readonly store: StateStore) {}
+
+  get(): Promise<PolicyMark | undefined> {
+    return readHighWater(this.store.read);
+  }
+
+  advance(mark: PolicyMark): Promise<AdvanceResult> {
+    return this.store.transaction((tx) => advanceHighWater(tx, mark));
+  }
 }

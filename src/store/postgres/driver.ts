@@ -166,11 +166,17 @@ class PostgresDriver implements Driver {
     const connect = async () => {
       if (stopped) return;
       const c = this.newClient();
-      c.on('error', () => undefined);
-      c.on('end', () => {
-        if (!stopped) setTimeout(() => void connect(), delay).unref();
+      let retried = false;
+      // Whichever comes first (a failed connect, an error, the end of the connection) retries once.
+      const retry = () => {
+        if (retried || stopped) return;
+        retried = true;
+        client = undefined;
+        setTimeout(() => void connect(), delay).unref();
         delay = Math.min(delay * 2, 5000);
-      });
+      };
+      c.on('error', retry);
+      c.on('end', retry);
       try {
         await c.connect();
         await c.query(`LISTEN ${CHANNEL}`);
@@ -180,6 +186,7 @@ class PostgresDriver implements Driver {
         onChange(); // catch up on what was missed while disconnected
       } catch (e) {
         this.onError(e);
+        retry();
         await c.end().catch(() => undefined);
       }
     };

@@ -1,6 +1,6 @@
 /** The policy high-water mark: a compare-and-set that only moves forward, atomic across connections. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { advanceHighWater, readHighWater } from '../../../src/store/highWater.js';
+import { advanceHighWater, readHighWater, StoreHighWater } from '../../../src/store/highWater.js';
 import type { MakeStore } from './harness.js';
 import { Opened } from './harness.js';
 
@@ -22,6 +22,20 @@ export function highWaterContract(make: MakeStore): void {
       expect(await adv(2, d('c'))).toBe('rollback');
       expect(await adv(5, d('e'))).toBe('ok');
       expect(await readHighWater(store.read)).toEqual({ version: 5, manifestSha256: d('e') });
+    });
+
+    it('through the PolicyHighWater seam, shared by two stores on one database', async () => {
+      const t = await make();
+      opened.add(t.store);
+      const a = new StoreHighWater(t.store);
+      const b = new StoreHighWater(opened.add(await t.another()));
+      expect(await a.get()).toBeUndefined();
+      expect(await a.advance({ version: 4, manifestSha256: d('a') })).toBe('ok');
+      expect(await b.get()).toEqual({ version: 4, manifestSha256: d('a') });
+      expect(await b.advance({ version: 3, manifestSha256: d('b') })).toBe('rollback');
+      expect(await b.advance({ version: 4, manifestSha256: d('c') })).toBe('conflict');
+      expect(await b.advance({ version: 6, manifestSha256: d('f') })).toBe('ok');
+      expect(await a.get()).toEqual({ version: 6, manifestSha256: d('f') });
     });
 
     it('concurrent advances with different digests at one version: exactly one wins', async () => {
