@@ -107,6 +107,24 @@ describe('audit trail', () => {
     b = undefined;
   });
 
+  it('custody failing after the commit: 503 custody_unavailable, no key, a release.failed record after the release record; the nonce is used up', async () => {
+    w = await makeWorld();
+    const clock = new ManualClock(Date.now());
+    b = await assembleBroker(w.config, { clock });
+    await b.keys.create(APP_KEY, 'alice');
+    const nonce = (await request(b.app).post('/v1/challenge').expect(200)).body.nonce;
+    const { compact } = await makeEvidence(w, { nonce, iat: Math.floor(clock.now() / 1000) });
+    await b.custodian.close(); // the software custodian refuses every unwrap from now on
+    const r = await request(b.app).post('/v1/attest').send({ evidence: compact });
+    expect({ status: r.status, code: r.body.code }).toEqual({ status: 503, code: 'custody_unavailable' });
+    expect(r.body.keys).toBeUndefined();
+    const events = (await records(b.store.read)).filter((e) => e.requestId === r.body.requestId);
+    expect(events.map((e) => e.event)).toEqual(['release', 'release.failed']);
+    expect(events[1]).toMatchObject({ code: 'custody_unavailable' });
+    const again = await request(b.app).post('/v1/attest').send({ evidence: compact });
+    expect({ status: again.status, code: again.body.code }).toEqual({ status: 401, code: 'nonce_replayed' });
+  });
+
   it('releases nothing and answers 503 store_unavailable when the record cannot be written; the nonce is not used up', async () => {
     w = await makeWorld();
     const clock = new ManualClock(Date.now());
