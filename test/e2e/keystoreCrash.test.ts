@@ -49,6 +49,8 @@ const SPREAD_KILLS_PER_VERB = 12;
  * record and the change counter to the WAL).
  */
 const EVENT_KILLS: Record<Verb, number[]> = { rotate: [0, 1, 2, 3, 4], create: [0, 1, 2, 3, 4] };
+/** Kills at the n-th write to the WAL: inside the command's one transaction, or just after its commit. */
+const WAL_KILLS: Record<Verb, number[]> = { rotate: [0, 0, 1, 2], create: [0, 0, 1, 2] };
 /** Processes racing to rotate one key, and how many times the race is run. */
 const RACERS = 6;
 const RACE_TRIALS = 6;
@@ -70,6 +72,8 @@ interface KillOutcome {
   killed: boolean;
   /** The store gained a version the command never reported: the kill came after its commit. */
   wroteUnreported: boolean;
+  /** Killed after it began writing its transaction to the store (a write to the WAL was seen). */
+  killedWhileWriting: boolean;
   /** Temp or journal files this kill left. */
   temps: number;
 }
@@ -306,6 +310,7 @@ describe('keyanchor keys create/rotate under SIGKILL', () => {
     for (const verb of ['create', 'rotate'] as const) {
       for (let i = 0; i < SPREAD_KILLS_PER_VERB; i++) plans.push(spread(verb, (i + Math.random()) / SPREAD_KILLS_PER_VERB));
       for (const n of EVENT_KILLS[verb]) plans.push({ verb, at: (lane) => ({ onEvent: n, dir: lane.stateDir }), trigger: `at file change #${n}` });
+      for (const n of WAL_KILLS[verb]) plans.push({ verb, at: (lane) => ({ onEvent: n, dir: lane.stateDir, file: 'keyanchor.db-wal', type: 'change' }), trigger: `at WAL write #${n}` });
     }
     shuffle(plans);
     // Lanes take plans from one queue; runs that beat their kill are made up for with more spread kills.
@@ -346,6 +351,7 @@ describe('keyanchor keys create/rotate under SIGKILL', () => {
             trigger: plan.trigger,
             killed: r.killed,
             wroteUnreported: after.some((id) => !before.has(id) && !lane.expected.has(id)),
+            killedWhileWriting: r.killed && r.events.includes('change keyanchor.db-wal'),
             temps: [...left.temps.filter((t) => !tempsBefore.includes(t)), ...left.journals].length,
           });
           running--;
@@ -381,7 +387,7 @@ describe('keyanchor keys create/rotate under SIGKILL', () => {
         `keystore crash test: ${outcomes.length} kill attempts (${killed.length} killed, ${outcomes.length - killed.length} finished first) in ${LANES} lanes, ` +
           `${Math.round((performance.now() - started) / 1000)} s; uninterrupted median: create ${Math.round(medianMs.create)} ms, rotate ${Math.round(medianMs.rotate)} ms`,
         `  finished before the kill: ${outcomes.filter((o) => !o.killed).map((o) => `${o.verb} ${o.trigger}`).join(', ') || '-'}`,
-        `  kills after the commit but before the command reported: ${outcomes.filter((o) => o.wroteUnreported).length}`,
+        `  kills after the command began writing its transaction: ${outcomes.filter((o) => o.killedWhileWriting).length}; of those after the commit but before the command reported: ${outcomes.filter((o) => o.wroteUnreported).length}`,
         `  completed commands after kills (ms): ${takeovers.map((t) => t.ms).join(', ') || '-'}`,
         `  temp or journal files left by kills: ${tempLeft}`,
         `  versions in the store with no audit record: ${[...unaudited].join(', ') || 'none'}`,
@@ -391,7 +397,7 @@ describe('keyanchor keys create/rotate under SIGKILL', () => {
     );
     expect(killed.length).toBeGreaterThanOrEqual(MIN_KILLS);
     // And the kills must have reached the few milliseconds that matter, not only start-up.
-    expect(outcomes.some((o) => o.wroteUnreported)).toBe(true);
+    expect(outcomes.some((o) => o.killedWhileWriting)).toBe(true);
     // A change and its audit record are one transaction: no kill separates them.
     expect([...unaudited]).toEqual([]);
     expect(tempLeft).toBe(0);

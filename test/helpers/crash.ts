@@ -13,8 +13,11 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BROKER_CLI, ROOT } from './processes.js';
 
-/** `onEvent: n` kills at the (n+1)-th change in `dir`, counting only changes to `file` when given. */
-export type KillAt = { afterMs: number } | { onEvent: number; dir: string; file?: string };
+/**
+ * `onEvent: n` kills at the (n+1)-th change in `dir`, counting only changes to `file` when given,
+ * and only events of `type` when given (`change`: the file was written; `rename`: made or removed).
+ */
+export type KillAt = { afterMs: number } | { onEvent: number; dir: string; file?: string; type?: 'change' | 'rename' };
 
 export interface KillRun {
   /** True when our SIGKILL ended the process (false: it finished first). */
@@ -42,7 +45,7 @@ export function runKeyanchorKilledAt(args: string[], at: KillAt, env?: NodeJS.Pr
     const watcher = 'onEvent' in at
       ? watch(at.dir, (type, file) => {
           events.push(`${type} ${file ?? '?'}`);
-          if (at.file === undefined || file === at.file) seen++;
+          if ((at.file === undefined || file === at.file) && (at.type === undefined || type === at.type)) seen++;
           if (seen > at.onEvent) kill();
         })
       : undefined;
