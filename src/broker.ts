@@ -1,29 +1,31 @@
 /**
- * Wires the broker from a Config: state directory, custody, keystore, policy, nonce store, HTTP
- * server. The only place that turns configuration into running parts.
+ * Wires the broker from a Config: state store, custody, keys, policy, nonces, HTTP server. The
+ * only place that turns configuration into running parts.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { Express } from 'express';
 import { adminTlsOptions, createAuthenticator } from './admin/index.js';
 import { createApp } from './app.js';
 import { NonceService } from './attestation/nonces.js';
-import type { AuditLog } from './audit/auditLog.js';
-import { FileAuditLog } from './audit/fileAuditLog.js';
+import { SourceLimiter } from './attestation/sourceLimiter.js';
+import { RefusalTally } from './audit/unauthenticated.js';
 import { systemClock, type Clock } from './clock.js';
 import { ConfigError, type Config } from './config.js';
-import { createCustodian } from './custody/index.js';
 import type { KeyCustodian } from './custody/custodian.js';
 import { devPaths, ensureDevIdentities, ensureDevTls, signDemoApp } from './dev/bootstrap.js';
-import { Keystore } from './keys/keystore.js';
 import { KeyService } from './keys/keyService.js';
 import type { BrokerError } from './errors.js';
+import { openKeys, type OpenMode } from './keys/openKeys.js';
 import { createLogger, type Logger } from './log.js';
 import type { PolicyHighWater } from './policy/highWater.js';
-import { FileHighWater } from './policy/highWaterFile.js';
 import { PolicyRuntime, type ReloadOutcome } from './policy/runtime.js';
 import type { Policy } from './policy/types.js';
+import { Readiness } from './readiness.js';
 import { listen } from './server/listen.js';
-import { createNonceStore } from './store/index.js';
+import { StoreHighWater } from './store/highWater.js';
+import { META, metaOnce } from './store/meta.js';
+import type { StateStore } from './store/stateStore.js';
 
 export const DEMO_KEY = 'demo/app-key';
 
@@ -41,40 +43,29 @@ export interface Broker {
 export interface BrokerOptions {
   clock?: Clock;
   log?: Logger;
-  /** Where the policy high-water mark lives; default: a file in the state directory. */
+  /** Where the policy high-water mark lives; default: the state store (shared by every broker on it). */
   highWater?: PolicyHighWater;
 }
 
 export const policyVars = (config: Pick<Config, 'stateDir'>) => ({ stateDir: config.stateDir });
 
-/** Loads the keystore, custodian and audit trail for CLI commands and the server alike. */
-export async function openKeys(config: Config, clock: Clock = systemClock): Promise<{ keys: KeyService; custodian: KeyCustodian; audit: FileAuditLog; close(): Promise<void> }> {
-  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
-  const audit = await FileAuditLog.open(config.audit.file, clock, { fsync: config.audit.fsync });
-  let custodian: KeyCustodian;
-  try {
-    custodian = await createCustodian(config, { create: config.custody.kind === 'software' });
-  } catch (e) {
-    await audit.close();
-    throw e;
-  }
-  const keystore = new Keystore(config.stateDir, config.custody.kind);
-  return {
-    keys: new KeyService(keystore, custodian, clock, audit),
-    custodian,
-    audit,
-    close: async () => {
-      await audit.close();
-      await custodian.close();
-    },
-  };
-}
+/** Opens the store and custody for CLI commands and the server alike (see keys/openKeys.ts for the modes). */
+export { openKeys, type OpenMode };
+
+/** How often readiness is re-checked, and expired state purged, in the background. */
+const READINESS_INTERVAL_MS = 5_000;
+const PURGE_INTERVAL_MS = 60_000;
+/** Alarm-window counters are kept this long. */
+const COUNTER_RETENTION_MS = 7 * 86_400_000;
 
 export interface Assembled {
   app: Express;
-  audit: AuditLog;
+  store: StateStore;
   keys: KeyService;
   custodian: KeyCustodian;
+  readiness: Readiness;
+  /** Unauthenticated refusals, counted per source and window. */
+  refusals: RefusalTally;
   tls?: { cert: string; key: string };
   tlsCa?: string;
   policy: PolicyRuntime;
@@ -105,51 +96,79 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
 
   // Before any state is opened, so that a bad JWKS or CA file fails first.
   const adminAuth = config.admin.enabled ? createAuthenticator(config.admin, { clock }) : undefined;
-  const { keys, custodian, audit, close: closeKeys } = await openKeys(config, clock);
-  if (config.dev.enabled && !keys.has(DEMO_KEY)) {
-    await keys.create(DEMO_KEY, 'keyanchor-dev-bootstrap');
-    log.info({ key: DEMO_KEY }, 'created the demo key');
+  const onStoreError = (e: unknown) => log.warn({ err: String(e) }, 'store connection error');
+  const { store, keys, custodian, close: closeKeys } = await openKeys(config, clock, 'serve', { onError: onStoreError });
+  const custody = custodian!;
+  const stop: Array<() => Promise<void> | void> = [closeKeys];
+  try {
+    if (config.dev.enabled && !(await keys.has(DEMO_KEY))) {
+      await keys.create(DEMO_KEY, 'keyanchor-dev-bootstrap').catch(async (e: unknown) => {
+        if (!(await keys.has(DEMO_KEY))) throw e; // another replica made it first
+      });
+      log.info({ key: DEMO_KEY }, 'created the demo key');
+    }
+
+    const policy = await startPolicy(config, clock, log, (s) => void warnMissingKeys(s.policy, keys, log), opts.highWater ?? new StoreHighWater(store));
+    stop.unshift(() => policy.close());
+
+    // The nonce key is made once per store and shared by every broker on it.
+    const nonceKey = Buffer.from(await store.transaction((tx) => metaOnce(tx, META.nonceKey, randomKey())), 'base64');
+    const nonces = new NonceService(nonceKey, clock, config.nonce.ttlSeconds * 1000);
+    nonceKey.fill(0);
+    const refusals = new RefusalTally(store, clock, { windowMs: config.audit.unauthenticatedWindowSeconds * 1000, maxSources: config.audit.unauthenticatedMaxSources }, (e) =>
+      log.error({ err: String(e) }, 'could not record unauthenticated refusals'));
+    stop.unshift(() => refusals.close());
+    const readiness = new Readiness(store, custody, clock, log);
+    await readiness.start(READINESS_INTERVAL_MS);
+    stop.unshift(() => readiness.stop());
+    const purge = setInterval(() => void store.purge(clock.now() - COUNTER_RETENTION_MS).catch(onStoreError), PURGE_INTERVAL_MS);
+    purge.unref();
+    stop.unshift(() => clearInterval(purge));
+
+    const app = createApp({
+      nonces,
+      challengeLimiter: new SourceLimiter(config.nonce.perSource, clock),
+      custodian: custody,
+      readiness,
+      log,
+      policyStatus: () => policy.status(),
+      release: { store, nonces, policy: () => policy.latest(), custodian: custody, refusals, clock, maxClockSkewMs: config.evidence.maxClockSkewSeconds * 1000 },
+      ...(adminAuth ? { admin: { keys, policy: () => policy.latest().policy, policyRuntime: policy, auth: adminAuth, log } } : {}),
+    });
+    return {
+      app,
+      store,
+      keys,
+      custodian: custody,
+      readiness,
+      refusals,
+      ...(tls ? { tls } : {}),
+      ...(tlsCa ? { tlsCa } : {}),
+      policy,
+      reloadPolicy: () => policy.reload('sighup'),
+      reloadJwks: () => adminAuth?.reload(),
+      close: () => closeAll(stop),
+    };
+  } catch (e) {
+    await closeAll(stop);
+    throw e;
   }
-
-  const policy = await startPolicy(config, clock, log, (s) => warnMissingKeys(s.policy, keys, log), opts.highWater);
-
-  const store = createNonceStore(config);
-  const nonces = new NonceService(store, clock, config.nonce.ttlSeconds * 1000);
-  const app = createApp({
-    nonces,
-    audit,
-    custodian,
-    log,
-    policyStatus: () => policy.status(),
-    release: { nonces, policy: () => policy.current(), keys, clock, maxClockSkewMs: config.evidence.maxClockSkewSeconds * 1000 },
-    ...(adminAuth ? { admin: { keys, policy: () => policy.latest().policy, policyRuntime: policy, auth: adminAuth, log } } : {}),
-  });
-  return {
-    app,
-    keys,
-    custodian,
-    ...(tls ? { tls } : {}),
-    ...(tlsCa ? { tlsCa } : {}),
-    policy,
-    reloadPolicy: () => policy.reload('sighup'),
-    reloadJwks: () => adminAuth?.reload(),
-    audit,
-    close: async () => {
-      policy.close();
-      await store.close();
-      await closeKeys();
-    },
-  };
 }
 
+async function closeAll(stop: Array<() => Promise<void> | void>): Promise<void> {
+  for (const f of stop.splice(0)) await f();
+}
+
+const randomKey = () => randomBytes(32).toString('base64');
+
 /** The policy runtime: the first load (fatal on failure), then reloads; watching when configured. */
-async function startPolicy(config: Config, clock: Clock, log: Logger, onLoaded: (s: { policy: Policy }) => void, highWater?: PolicyHighWater): Promise<PolicyRuntime> {
+async function startPolicy(config: Config, clock: Clock, log: Logger, onLoaded: (s: { policy: Policy }) => void, highWater: PolicyHighWater): Promise<PolicyRuntime> {
   const rt = await PolicyRuntime.start({
     dir: config.policyDir,
     vars: policyVars(config),
     root: config.policy.root,
     requireSigned: config.policy.requireSignedPolicy,
-    highWater: highWater ?? new FileHighWater(config.stateDir),
+    highWater,
     clock,
     log,
     onLoaded,
@@ -158,11 +177,12 @@ async function startPolicy(config: Config, clock: Clock, log: Logger, onLoaded: 
   return rt;
 }
 
-/** One warning for every grant of a key the keystore does not hold (a summary, for large policies). */
-function warnMissingKeys(policy: Policy, keys: KeyService, log: Logger): void {
+/** One warning for every grant of a key the store does not hold (a summary, for large policies). */
+async function warnMissingKeys(policy: Policy, keys: KeyService, log: Logger): Promise<void> {
   const granted = new Set<string>();
   for (const sw of policy.software) for (const g of sw.grants) for (const k of g.keys) granted.add(k.name);
-  const missing = [...granted].filter((name) => !keys.has(name));
+  const missing: string[] = [];
+  for (const name of granted) if (!(await keys.has(name).catch(() => true))) missing.push(name);
   if (missing.length) log.warn({ keys: missing.slice(0, 20), count: missing.length }, 'the policy grants keys that do not exist yet');
 }
 
@@ -204,7 +224,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     close: (graceMs = config.server.shutdownGraceSeconds * 1000) =>
       (closing ??= (async () => {
         await server.drain(graceMs);
-        log.info('shutdown: closing the nonce store, the audit trail and custody');
+        log.info('shutdown: closing the state store, the policy runtime and custody');
         await b.close();
         log.info('shutdown: complete');
       })()),

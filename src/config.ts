@@ -33,7 +33,31 @@ const Pkcs11Custody = z.strictObject({
   probeIntervalSeconds: z.number().int().min(1).max(86_400).default(60),
 });
 
-const MemoryStore = z.strictObject({ kind: z.literal('memory') });
+/** The state store (nonces, keystore, audit, limits, suspensions): SQLite by default, PostgreSQL for replicas. */
+const ChangePollMs = z.number().int().min(50).max(10_000).default(500);
+const SqliteStore = z.strictObject({
+  kind: z.literal('sqlite'),
+  /** The database file; relative paths are under stateDir. */
+  file: z.string().min(1).default('keyanchor.db'),
+  /** `full`: one flush per (group) commit, survives power loss; `normal`: survives a crash of the broker only. */
+  synchronous: z.enum(['full', 'normal']).default('full'),
+  /** How long a writer waits for another process's write lock. */
+  busyTimeoutMs: z.number().int().min(0).max(60_000).default(5000),
+  changePollMs: ChangePollMs,
+});
+const PostgresStore = z.strictObject({
+  kind: z.literal('postgres'),
+  /** postgres://user@host:port/db, without a password: that comes from `password`. */
+  url: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL'),
+  password: SecretRef.optional(),
+  /** TLS to the database: verify the server against `ca` (or the system CAs); optional client certificate. */
+  tls: z.strictObject({ ca: z.string().min(1).optional(), cert: z.string().min(1).optional(), key: z.string().min(1).optional() }).optional(),
+  pool: z
+    .strictObject({ max: z.number().int().min(1).max(200).default(10), acquireTimeoutMs: z.number().int().min(100).max(60_000).default(2000) })
+    .default({ max: 10, acquireTimeoutMs: 2000 }),
+  statementTimeoutMs: z.number().int().min(100).max(60_000).default(2000),
+  changePollMs: ChangePollMs,
+});
 
 /** The admin API (key lifecycle for service owners). Off unless enabled with an authenticator. */
 const Admin = z
@@ -102,23 +126,30 @@ export const ConfigSchema = z.strictObject({
   nonce: z
     .strictObject({
       ttlSeconds: z.number().int().min(1).max(3600).default(60),
-      maxOutstanding: z.number().int().min(1).max(10_000_000).default(100_000),
+      /** Challenges per source address: a token bucket (rate per second, burst) per address, in each broker process. */
+      perSource: z
+        .strictObject({
+          ratePerSecond: z.number().min(0.01).max(1_000_000).default(50),
+          burst: z.number().int().min(1).max(1_000_000).default(200),
+          maxSources: z.number().int().min(1).max(10_000_000).default(100_000),
+        })
+        .default({ ratePerSecond: 50, burst: 200, maxSources: 100_000 }),
     })
-    .default({ ttlSeconds: 60, maxOutstanding: 100_000 }),
+    .default({ ttlSeconds: 60, perSource: { ratePerSecond: 50, burst: 200, maxSources: 100_000 } }),
   evidence: z
     .strictObject({ maxClockSkewSeconds: z.number().int().min(0).max(3600).default(60) })
     .default({ maxClockSkewSeconds: 60 }),
   custody: z.discriminatedUnion('kind', [SoftwareCustody, Pkcs11Custody]).default({ kind: 'software' }),
-  store: z.discriminatedUnion('kind', [MemoryStore]).default({ kind: 'memory' }),
+  store: z.discriminatedUnion('kind', [SqliteStore, PostgresStore]).default({ kind: 'sqlite', file: 'keyanchor.db', synchronous: 'full', busyTimeoutMs: 5000, changePollMs: 500 }),
   admin: Admin.default({ enabled: false }),
   audit: z
     .strictObject({
-      /** The hash-chained audit file; relative paths are under stateDir. */
-      file: z.string().min(1).default('audit.jsonl'),
-      /** fdatasync after every record (survives power loss; costs a disk flush per release). */
-      fsync: z.boolean().default(false),
+      /** Refusals before the evidence verifies are counted per source and written once per window. */
+      unauthenticatedWindowSeconds: z.number().int().min(1).max(3600).default(60),
+      /** Sources counted at once; past it the oldest source's count is written early. */
+      unauthenticatedMaxSources: z.number().int().min(1).max(1_000_000).default(10_000),
     })
-    .default({ file: 'audit.jsonl', fsync: false }),
+    .default({ unauthenticatedWindowSeconds: 60, unauthenticatedMaxSources: 10_000 }),
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),
@@ -132,7 +163,10 @@ export const ConfigSchema = z.strictObject({
 type Parsed = z.infer<typeof ConfigSchema>;
 export type Pkcs11CustodyConfig = Omit<z.infer<typeof Pkcs11Custody>, 'pin'> & { pin: Secret };
 export type CustodyConfig = { kind: 'software' } | Pkcs11CustodyConfig;
-export type Config = Readonly<Omit<Parsed, 'custody'> & { custody: CustodyConfig; configDir: string }>;
+export type SqliteStoreConfig = z.infer<typeof SqliteStore>;
+export type PostgresStoreConfig = Omit<z.infer<typeof PostgresStore>, 'password'> & { password?: Secret };
+export type StoreConfig = SqliteStoreConfig | PostgresStoreConfig;
+export type Config = Readonly<Omit<Parsed, 'custody' | 'store'> & { custody: CustodyConfig; store: StoreConfig; configDir: string }>;
 
 export class ConfigError extends Error {
   readonly code = 'config_invalid';
@@ -263,14 +297,24 @@ export function parseConfig(text: string | undefined, opts: ParseOptions = {}): 
     const pin = opts.resolveSecrets === false ? new Secret('') : resolveSecret(c.custody.pin, env, `${where} custody.pin`, configDir, problems);
     custody = { ...c.custody, pin };
   }
-  if (problems.length) throw new ConfigError(problems);
   const abs = (p: string) => path.resolve(configDir, p);
+  let store: StoreConfig;
+  if (c.store.kind === 'postgres') {
+    if (/^postgres(ql)?:\/\/[^/@]*:[^/@]*@/.test(c.store.url)) problems.push(`${where} store.url: put the password in store.password ({ env } or { file }), not in the URL`);
+    const { password, tls, ...rest } = c.store;
+    store = {
+      ...rest,
+      ...(password ? { password: opts.resolveSecrets === false ? new Secret('') : resolveSecret(password, env, `${where} store.password`, configDir, problems) } : {}),
+      ...(tls ? { tls: Object.fromEntries(Object.entries(tls).map(([k, v]) => [k, abs(v)])) } : {}),
+    };
+  } else store = { ...c.store, file: path.resolve(abs(c.stateDir), c.store.file) };
+  if (problems.length) throw new ConfigError(problems);
   return deepFreeze({
     ...c,
     custody,
+    store,
     configDir,
     stateDir: abs(c.stateDir),
-    audit: { ...c.audit, file: path.resolve(abs(c.stateDir), c.audit.file) },
     policyDir: abs(c.policyDir),
     policy: { ...c.policy, ...(c.policy.root ? { root: { ...c.policy.root, keys: c.policy.root.keys.map(abs) } } : {}) },
     tls: c.tls ? { cert: abs(c.tls.cert), key: abs(c.tls.key) } : undefined,

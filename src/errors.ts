@@ -48,13 +48,16 @@ export class BrokerError extends Error {
   readonly status: number;
   /** Log-only detail: which check failed and why. Never sent to the client. */
   readonly reason: string;
+  /** For 429 and 503: when to retry (the Retry-After header). */
+  readonly retryAfterSeconds?: number;
 
-  constructor(code: ProblemCode, reason: string, options?: { cause?: unknown }) {
-    super(`${code}: ${TITLES[code]}`, options);
+  constructor(code: ProblemCode, reason: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+    super(`${code}: ${TITLES[code]}`, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = 'BrokerError';
     this.code = code;
     this.status = PROBLEM_STATUS[code];
     this.reason = reason;
+    if (options?.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

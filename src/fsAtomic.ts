@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, linkSync, openSync, readdirSync, renameSync, rmSync, writeSync, constants, unlinkSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, renameSync, writeSync, constants, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -65,10 +65,3 @@ function fsyncDir(dir: string): void {
   }
 }
 
-/** Removes temporary files that writers killed mid-write left next to `file`. */
-export function removeStaleTemps(file: string): void {
-  const prefix = `.${path.basename(file)}.`;
-  for (const name of readdirSync(path.dirname(file))) {
-    if (name.startsWith(prefix) && name.endsWith('.tmp')) rmSync(path.join(path.dirname(file), name), { force: true });
-  }
-}

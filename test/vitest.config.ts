@@ -11,8 +11,9 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    // End-to-end suites run the compiled CLI: build once (incrementally) before any suite.
-    globalSetup: ['test/globalSetup.ts'],
+    // End-to-end suites run the compiled CLI: build once (incrementally) before any suite
+    // (KEYANCHOR_SKIP_BUILD=1 skips it while working on suites that do not run dist/).
+    globalSetup: process.env.KEYANCHOR_SKIP_BUILD === '1' ? [] : ['test/globalSetup.ts'],
     reporters: ci ? ['default', 'json'] : ['default'],
     ...(ci ? { outputFile: { json: '.vitest-results.json' } } : {}),
   },

@@ -3,9 +3,9 @@
  * field later added to the keystore (a wrapped blob, a check value) never reaches a response by
  * default. The keystore export is the one response that carries wrapped blobs, and it is not this.
  */
-import type { ReleaseRecord } from '../audit/auditLog.js';
 import type { KeyInfo } from '../keys/keyService.js';
 import type { KeyState } from '../keys/keystoreFile.js';
+import type { ReleaseStats } from '../store/keys.js';
 
 export interface AdminKeyVersion {
   version: number;
@@ -14,8 +14,8 @@ export interface AdminKeyVersion {
   createdBy: string;
   changedAt?: string;
   changedBy?: string;
-  /** From the audit trail, when this version was ever released. */
-  releases?: ReleaseRecord;
+  /** Release statistics, when this version was ever released. */
+  releases?: ReleaseStats;
 }
 
 export interface AdminKey {

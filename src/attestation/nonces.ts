@@ -1,51 +1,53 @@
+/**
+ * Nonces: issued as self-authenticating tokens (nonceToken.ts), checked cheaply before the
+ * evidence signature, consumed inside the release (or refusal) transaction.
+ *
+ *   issue     no state: a token good for `ttlMs` (broker clock)
+ *   check     MAC and expiry against the broker clock, before the signature is verified; an attempt
+ *             refused here does not consume the nonce (anyone who saw it on the wire could send it)
+ *   consume   insert its id under a unique key in the transaction; expiry decided by the store clock
+ */
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { BrokerError } from '../errors.js';
-import type { NonceStore } from '../store/nonceStore.js';
+import { consumeNonce } from '../store/nonces.js';
+import type { TxSql } from '../store/sql.js';
+import { mintNonce, openNonce, type NonceClaims } from './nonceToken.js';
 
 export interface IssuedNonce {
   nonce: string;
   expiresAt: number;
 }
 
-/** Issues 256-bit nonces from the CSPRNG and consumes them exactly once. */
 export class NonceService {
+  readonly #key: Buffer;
+
   constructor(
-    private readonly store: NonceStore,
+    key: Buffer,
     private readonly clock: Clock,
     readonly ttlMs: number,
-  ) {}
-
-  async issue(): Promise<IssuedNonce> {
-    const now = this.clock.now();
-    const nonce = randomBytes(32).toString('base64url');
-    const expiresAt = now + this.ttlMs;
-    const r = await this.#call(() => this.store.issue(nonce, expiresAt, now));
-    if (r === 'capacity') throw new BrokerError('challenge_capacity', 'outstanding nonce limit reached');
-    if (r === 'exists') throw new BrokerError('internal', 'CSPRNG produced a duplicate nonce');
-    return { nonce, expiresAt };
+    private readonly random: (n: number) => Buffer = randomBytes,
+  ) {
+    this.#key = Buffer.from(key);
   }
 
-  /** Consumes the nonce; throws unless this was its first use within its lifetime. */
-  async consume(nonce: string): Promise<void> {
-    const r = await this.#call(() => this.store.consume(nonce, this.clock.now()));
-    switch (r) {
-      case 'fresh':
-        return;
-      case 'unknown':
-        throw new BrokerError('nonce_unknown', 'nonce was never issued or is long gone');
-      case 'expired':
-        throw new BrokerError('nonce_expired', 'nonce used after its expiry');
-      case 'replayed':
-        throw new BrokerError('nonce_replayed', 'nonce was already used');
-    }
+  issue(): IssuedNonce {
+    const expiresAt = this.clock.now() + this.ttlMs;
+    return { nonce: mintNonce(this.#key, expiresAt, this.random(16)), expiresAt };
   }
 
-  async #call<T>(f: () => Promise<T>): Promise<T> {
-    try {
-      return await f();
-    } catch (e) {
-      throw new BrokerError('store_unavailable', `nonce store ${this.store.kind} failed`, { cause: e });
-    }
+  /** Throws nonce_unknown for a nonce this store's brokers never issued, nonce_expired past its expiry. */
+  check(nonce: string): NonceClaims {
+    const claims = openNonce(this.#key, nonce);
+    if (!claims) throw new BrokerError('nonce_unknown', 'not a nonce issued by a broker of this store');
+    if (this.clock.now() > claims.expiresAt) throw new BrokerError('nonce_expired', `nonce expired ${new Date(claims.expiresAt).toISOString()}`);
+    return claims;
+  }
+
+  /** Consumes a checked nonce in `tx`: throws nonce_replayed for a second use, nonce_expired past its expiry (store clock). */
+  async consume(tx: TxSql, claims: NonceClaims): Promise<void> {
+    const r = await consumeNonce(tx, claims.id, claims.expiresAt);
+    if (r === 'replayed') throw new BrokerError('nonce_replayed', 'nonce was already used');
+    if (r === 'expired') throw new BrokerError('nonce_expired', 'nonce expired by the store clock before it was consumed');
   }
 }

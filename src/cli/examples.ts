@@ -76,8 +76,20 @@ mechanisms fails (e.g. an OAEP hash the token does not support).`,
   'keyanchor audit': `
   keyanchor audit verify`,
   'keyanchor audit verify': `
-  keyanchor --config /etc/keyanchor/config.yaml audit verify
-  keyanchor audit verify /var/lib/keyanchor/audit.jsonl`,
+  keyanchor --config /etc/keyanchor/config.yaml audit verify   # every writer's chain in the store; exit 3 at the first broken record`,
+  'keyanchor audit import': `
+  keyanchor audit import state/audit.jsonl     # an earlier version's trail: its chain is verified first`,
+  'keyanchor keys import': `
+  keyanchor keys import keystore-backup.json   # \`keys export\` output: all keys or none; wrapped by the configured KEK
+  keyanchor keys import state/keystore.json    # an earlier version's keystore file`,
+  'keyanchor store': `
+  keyanchor --config /etc/keyanchor/config.yaml store migrate
+  keyanchor store status`,
+  'keyanchor store migrate': `
+  KEYANCHOR_DB_PASSWORD=… keyanchor --config /etc/keyanchor/config.yaml store migrate   # once per schema version, before the brokers start
+  keyanchor store migrate                      # the embedded SQLite store (serve also migrates it)`,
+  'keyanchor store status': `
+  keyanchor store status                       # kind, schema version, KEK identity`,
   'keyanchor demo': `
   npm start          # terminal 1: keyanchor serve --dev
   npm run demo       # terminal 2: keyanchor demo`,

@@ -14,6 +14,7 @@ import { hsmCommand } from './hsm.js';
 import { keysCommand } from './keysCmd.js';
 import { policyCommand } from './policyCmd.js';
 import { serveCommand } from './serve.js';
+import { storeCommand } from './storeCmd.js';
 
 export function buildProgram(): Command {
   const program = new Command('keyanchor')
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   program.addCommand(keysCommand());
   program.addCommand(hsmCommand(() => configFrom(program)));
   program.addCommand(auditCommand());
+  program.addCommand(storeCommand());
   program.addCommand(demoCommand());
   finish(program, 'keyanchor');
   return program;

@@ -33,10 +33,9 @@ export function serveCommand(): Command {
         if (e instanceof PolicyRefusal) fail(`refusing to start: policy refused (${e.code})\n  ${e.problems.map(formatProblem).join('\n  ')}`, EXIT.invalid);
         if (e instanceof PolicyStartError) fail(`refusing to start: ${e.message}`, EXIT.invalid);
         // The reason (which file, which CKR_*) is what the operator needs; it never holds a secret.
-        fail(`refusing to start: ${e instanceof BrokerError ? `${e.code}: ${e.reason}` : (e as Error).message}`);
+        const code = (e as { code?: unknown }).code;
+        fail(`refusing to start: ${e instanceof BrokerError ? `${e.code}: ${e.reason}` : `${typeof code === 'string' ? `${code}: ` : ''}${(e as Error).message}`}`);
       }
-      process.stdout.write(`keyanchor listening on ${broker.url}\n`);
-      if (broker.tlsCa) process.stdout.write(`dev TLS CA (give it to agents with --ca): ${broker.tlsCa}\n`);
       process.on('SIGHUP', () => void broker.reload());
       let stopping = false;
       const stop = (signal: NodeJS.Signals) => {
@@ -52,5 +51,9 @@ export function serveCommand(): Command {
       };
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
+      // Only now say so: a supervisor may signal the moment it reads this line, and a signal that
+      // arrived before the handlers above would kill the process without the drain.
+      process.stdout.write(`keyanchor listening on ${broker.url}\n`);
+      if (broker.tlsCa) process.stdout.write(`dev TLS CA (give it to agents with --ca): ${broker.tlsCa}\n`);
     });
 }

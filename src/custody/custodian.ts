@@ -23,12 +23,20 @@ export interface WrappedKey {
 
 export interface KeyCustodian {
   readonly kind: 'software' | 'pkcs11';
+  /** Identifies the KEK (a fingerprint or token label); the store records the one that wraps its keys. */
+  readonly kekId: string;
   /** Recipient key types this custodian can release to, preferred first. */
   readonly recipientKeyTypes: readonly RecipientKeyType[];
   /** Generates a new 256-bit data key inside custody and returns it wrapped under the KEK. */
   generate(ref: KeyRef): Promise<WrappedKey>;
   /** Unwraps `wrapped` and encrypts it to `recipient`, returning the wire form for the agent. */
   releaseTo(ref: KeyRef, wrapped: WrappedKey, recipient: RecipientJwk): Promise<ReleasedKey>;
+  /**
+   * Proves that `wrapped` unwraps under this KEK and belongs to `ref`, without releasing it (the
+   * unwrapped key is discarded at once). Throws BrokerError('custody_unavailable') otherwise.
+   * Readiness uses it on one existing key version.
+   */
+  check(ref: KeyRef, wrapped: WrappedKey): Promise<void>;
   /** Throws BrokerError('custody_unavailable') when the custodian cannot serve. */
   health(): Promise<void>;
   close(): Promise<void>;

@@ -47,6 +47,10 @@ export class SoftwareCustodian implements KeyCustodian {
     }
   }
 
+  async check(ref: KeyRef, wrapped: WrappedKey): Promise<void> {
+    this.#open(wrapped, ref).fill(0);
+  }
+
   async health(): Promise<void> {
     this.#ensureOpen();
   }

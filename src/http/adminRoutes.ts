@@ -66,12 +66,12 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     deps.log.info({ event, requestId, actor: caller.actor, teams: teams.map((t) => t.name), ...fields }, 'admin operation');
   };
 
-  r.get('/keys', (_req, res) => {
+  r.get('/keys', async (_req, res) => {
     const { caller } = res.locals as AdminLocals;
     const policy = deps.policy();
     const teams = teamsOf(policy, caller);
     if (teams.length === 0) throw new BrokerError('forbidden', `${caller.actor} is in no team`);
-    const keys = visible(policy, caller, deps.keys.list()).map(adminKeyView);
+    const keys = visible(policy, caller, await deps.keys.list()).map(adminKeyView);
     done(res, 'admin.key.list', { count: keys.length }, teams);
     res.json({ keys });
   });
@@ -87,9 +87,9 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     res.status(201).location(`/v1/admin/keys/${name}`).json(key);
   });
 
-  r.get('/keys/:owner/:purpose', (req, res) => {
+  r.get('/keys/:owner/:purpose', async (req, res) => {
     const { name, teams } = authorizedKey(deps, req, res);
-    const key = adminKeyView(deps.keys.show(name));
+    const key = adminKeyView(await deps.keys.show(name));
     done(res, 'admin.key.show', { key: name }, teams);
     res.json(key);
   });

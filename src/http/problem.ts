@@ -9,7 +9,8 @@ export interface RequestLocals {
 /** `detail` only where it tells a client nothing it could exploit (the readiness summary). */
 export function sendProblem(res: Response, err: BrokerError, detail?: string): void {
   const requestId = (res.locals as RequestLocals).requestId;
-  if (err.status === 503) res.setHeader('Retry-After', '1');
+  if (err.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(err.retryAfterSeconds));
+  else if (err.status === 503) res.setHeader('Retry-After', '1');
   res.status(err.status).type('application/problem+json').send(JSON.stringify({ ...toProblem(err, requestId), ...(detail ? { detail } : {}) }));
 }
 

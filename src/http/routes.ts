@@ -1,12 +1,13 @@
 /** Thin handlers: validate → call the service → respond. */
 import express, { type Request, type Response, type Router } from 'express';
-import type { AuditLog } from '../audit/auditLog.js';
 import type { NonceService } from '../attestation/nonces.js';
+import type { SourceLimiter } from '../attestation/sourceLimiter.js';
 import { CustodyNotReady, type KeyCustodian } from '../custody/custodian.js';
 import { BrokerError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { AttestRequestSchema, MAX_EVIDENCE_BYTES, PROTOCOL_VERSION, type AttestResponse, type ChallengeResponse } from '../protocol.js';
-import { attestAndRelease, type ReleaseDeps, type Trail } from '../release.js';
+import type { Readiness } from '../readiness.js';
+import { attestAndRelease, type Attempt, type ReleaseDeps } from '../release.js';
 import { asBrokerError } from '../errors.js';
 import { brokerVersion } from '../version.js';
 import { sendProblem, type RequestLocals } from './problem.js';
@@ -14,13 +15,18 @@ import { rawJsonBody, strictJsonBody } from './strictBody.js';
 
 export interface RouteDeps {
   nonces: NonceService;
-  audit: AuditLog;
-  custodian: Pick<KeyCustodian, 'recipientKeyTypes' | 'health'>;
+  /** Challenges per source address. */
+  challengeLimiter: SourceLimiter;
+  custodian: Pick<KeyCustodian, 'recipientKeyTypes'>;
+  readiness: Readiness;
   release: ReleaseDeps;
   log: Logger;
   /** The policy in force, for /readyz: expired means not ready; unsigned is said. */
   policyStatus?: () => { signed: boolean; version: number | null; expires: string | null; expired: boolean; warning?: string };
 }
+
+/** The client's address as the socket sees it (behind a proxy, the proxy's). */
+export const sourceOf = (req: Request): string => (req.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
 
 const json = express.json({ limit: MAX_EVIDENCE_BYTES + 4096, strict: true, type: 'application/json' });
 
@@ -45,7 +51,8 @@ export function apiRoutes(deps: RouteDeps): Router {
     if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).length > 0)) {
       throw new BrokerError('request_malformed', 'challenge body must be empty or {}');
     }
-    const n = await deps.nonces.issue();
+    deps.challengeLimiter.take(sourceOf(req));
+    const n = deps.nonces.issue();
     const out: ChallengeResponse = {
       nonce: n.nonce,
       expiresAt: new Date(n.expiresAt).toISOString(),
@@ -59,26 +66,26 @@ export function apiRoutes(deps: RouteDeps): Router {
 
   r.post('/v1/attest', rawJsonBody, async (req, res) => {
     const { requestId } = res.locals as RequestLocals;
-    const parsed = AttestRequestSchema.safeParse(strictJsonBody(req));
-    const trail: Trail = {};
+    const attempt: Attempt = { requestId, source: sourceOf(req), bytes: Number(req.headers['content-length'] ?? 0) || 0 };
     try {
-      if (!parsed.success) throw new BrokerError('request_malformed', 'body must be {"evidence": "<compact JWS>"}');
-      const keys = await attestAndRelease(deps.release, parsed.data.evidence, trail);
-      // The record is written before the keys leave; if it cannot be, they do not leave.
-      await deps.audit.record({ event: 'release', requestId, ...trail }).catch((e: unknown) => {
-        throw new BrokerError('audit_unavailable', 'the release could not be recorded', { cause: e });
-      });
+      let evidence: string;
+      try {
+        const parsed = AttestRequestSchema.safeParse(strictJsonBody(req));
+        if (!parsed.success) throw new BrokerError('request_malformed', 'body must be {"evidence": "<compact JWS>"}');
+        evidence = parsed.data.evidence;
+      } catch (e) {
+        // Unauthenticated: counted for the source address, like every refusal before the signature check.
+        deps.release.refusals.note({ source: attempt.source, code: asBrokerError(e).code, bytes: attempt.bytes });
+        throw e;
+      }
+      // Recorded in the audit trail before the keys leave; if it cannot be, they do not leave.
+      const { keys, trail } = await attestAndRelease(deps.release, evidence, attempt);
       deps.log.info({ event: 'attest', requestId, outcome: 'released', ...trail }, 'keys released');
       const out: AttestResponse = { requestId, keys };
       res.status(200).json(out);
     } catch (e) {
       const err = asBrokerError(e);
-      deps.log.warn({ event: 'attest', requestId, outcome: 'refused', code: err.code, reason: err.reason, ...trail }, 'attestation refused');
-      if (err.code !== 'audit_unavailable') {
-        await deps.audit.record({ event: 'refusal', requestId, code: err.code, reason: err.reason, ...trail }).catch((ae: unknown) => {
-          deps.log.error({ requestId, err: String(ae) }, 'could not record a refusal in the audit log');
-        });
-      }
+      deps.log.warn({ event: 'attest', requestId, source: attempt.source, outcome: 'refused', code: err.code, reason: err.reason }, 'attestation refused');
       throw err;
     }
   });
@@ -89,7 +96,7 @@ export function apiRoutes(deps: RouteDeps): Router {
   });
   r.get('/readyz', async (_req, res) => {
     try {
-      await deps.custodian.health();
+      await deps.readiness.check();
     } catch (e) {
       if (!(e instanceof CustodyNotReady)) throw e;
       // A token that answers but cannot release: say why in config terms; the HSM detail stays in the log.

@@ -3,7 +3,8 @@
  * store, any replica) has accepted, and the digest of that bundle's manifest. It is what makes a
  * rollback to an older bundle, or a different bundle under an accepted version number, refusable.
  *
- * Backends: a file in the state directory (highWaterFile.ts) and the state store. Every backend
+ * Backend: the state store (store/highWater.ts; SQLite in the state directory, or PostgreSQL shared
+ * by every replica). A backend
  * passes test/contract/policyHighWater.contract.ts.
  */
 export interface PolicyMark {

@@ -42,6 +42,13 @@ export interface PolicySnapshot {
   loadedAt: number;
 }
 
+/** Throws policy_expired when the snapshot's bundle has expired at `now`. */
+export function assertInForce(s: PolicySnapshot, now: number): void {
+  if (s.expires !== null && now >= s.expires) {
+    throw new BrokerError('policy_expired', `policy bundle version ${s.version} expired at ${new Date(s.expires).toISOString()}`);
+  }
+}
+
 export type ReloadTrigger = 'start' | 'sighup' | 'watch' | 'api';
 export type ReloadOutcome =
   | { outcome: 'loaded' | 'unchanged'; version: number | null; manifestSha256: string }
@@ -93,12 +100,14 @@ export class PolicyRuntime {
   /** The policy a request is decided under; throws policy_expired once the bundle has expired. */
   current(): PolicySnapshot {
     const s = this.#current;
-    if (s.expires !== null && this.o.clock.now() >= s.expires) {
+    try {
+      assertInForce(s, this.o.clock.now());
+    } catch (e) {
       if (!this.#expiredLogged) {
         this.#expiredLogged = true;
-        this.o.log.error({ version: s.version, expires: new Date(s.expires).toISOString() }, 'the policy bundle has expired: no key is released until a fresh bundle is loaded');
+        this.o.log.error({ version: s.version, expires: new Date(s.expires!).toISOString() }, 'the policy bundle has expired: no key is released until a fresh bundle is loaded');
       }
-      throw new BrokerError('policy_expired', `policy bundle version ${s.version} expired at ${new Date(s.expires).toISOString()}`);
+      throw e;
     }
     return s;
   }

@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { openKeys, startBroker, type Broker } from '../../src/broker.js';
+import { systemClock } from '../../src/clock.js';
 import { parseConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { AGENT_CLI, ROOT } from '../helpers/processes.js';
@@ -28,7 +29,7 @@ async function brokerWith(w: World, files: TlsWorldFiles, name: string, custody:
     stateDir: path.join(w.dir, `state-${name}`), policyDir: w.policyDir, tls: { cert: files.tlsCert, key: files.tlsKey },
     listen: { host: '127.0.0.1', port: 0 }, log: { level: 'warn' }, custody,
   }), { file: path.join(w.dir, `${name}.json`), env: process.env });
-  const keys = await openKeys(config);
+  const keys = await openKeys(config, systemClock, 'init');
   await keys.keys.create(APP_KEY, 'bench');
   await keys.close();
   return startBroker(config, { log: createLogger('warn', createWriteStream('/dev/null')) });

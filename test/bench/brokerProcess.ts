@@ -49,6 +49,8 @@ function writeConfig(spec: BrokerSpec): string {
     dev: { enabled: false },
     log: { level: 'info' },
     custody: spec.custody,
+    // One load generator is one source address: lift the per-source challenge limit.
+    nonce: { perSource: { ratePerSecond: 1_000_000, burst: 1_000_000 } },
   };
   writeFileSync(file, JSON.stringify(config, null, 2));
   return file;
@@ -69,8 +71,8 @@ async function waitForUrl(proc: ChildProcess, logFile: string): Promise<string> 
 export async function startBenchBroker(spec: BrokerSpec): Promise<BenchBroker> {
   const config = writeConfig(spec);
   const env = { ...process.env, ...spec.env };
-  for (const key of spec.keys) {
-    const r = await runKeyanchor(['--config', config, 'keys', 'create', key], spec.env);
+  for (const [i, key] of spec.keys.entries()) {
+    const r = await runKeyanchor(['--config', config, 'keys', 'create', ...(i === 0 ? ['--init'] : []), key], spec.env);
     if (r.code !== 0) throw new Error(`keyanchor keys create ${key} exited ${r.code}: ${r.stderr}`);
   }
   const logFile = path.join(spec.dir, `broker-${spec.name}.log`);

@@ -25,7 +25,7 @@ import { makeBundle } from '../../src/policy/bundle/sign.js';
 import { rootFromPems } from '../../src/policy/bundle/trustRoot.js';
 import { evaluate, type Claims } from '../../src/policy/evaluate.js';
 import { readPolicyTree } from '../../src/policy/files.js';
-import { FileHighWater } from '../../src/policy/highWaterFile.js';
+import { closeHighWaters, SqliteHighWater } from '../helpers/highWater.js';
 import { hydrate } from '../../src/policy/hydrate.js';
 import { loadPolicy } from '../../src/policy/loadPolicy.js';
 import { PolicyRuntime } from '../../src/policy/runtime.js';
@@ -126,7 +126,7 @@ async function childMemory(dir: string, rootPub: string): Promise<void> {
   const before = process.memoryUsage();
   const rt = await PolicyRuntime.start({
     dir, vars: {}, root: { keys: [rootPub], threshold: 1 }, requireSigned: true,
-    highWater: new FileHighWater(mkdtempSync(path.join(os.tmpdir(), 'keyanchor-bench-mark-'))), clock: new ManualClock(Date.now()), log: createLogger('silent'),
+    highWater: new SqliteHighWater(mkdtempSync(path.join(os.tmpdir(), 'keyanchor-bench-mark-'))), clock: new ManualClock(Date.now()), log: createLogger('silent'),
   });
   await new Promise((r) => setTimeout(r, 200)); // let the worker thread go
   gc();
@@ -196,7 +196,7 @@ export async function benchPolicyScale(quick: boolean): Promise<string[]> {
       const stalls: Array<{ ms: number; stallMs: number }> = [];
       for (let r = 0; r < (quick ? 1 : 3); r++) {
         stalls.push(await longestStall(() =>
-          PolicyRuntime.start({ dir, vars: {}, root: { keys: [rootPub], threshold: 1 }, requireSigned: true, highWater: new FileHighWater(mkdtempSync(path.join(base, 'mark-'))), clock, log: captured.log }),
+          PolicyRuntime.start({ dir, vars: {}, root: { keys: [rootPub], threshold: 1 }, requireSigned: true, highWater: new SqliteHighWater(mkdtempSync(path.join(base, 'mark-'))), clock, log: captured.log }),
         ));
       }
       const reload = { ms: median(stalls.map((x) => x.ms)), stallMs: median(stalls.map((x) => x.stallMs)), sliceMs: captured.longestSliceMs() };

@@ -53,6 +53,29 @@ export function custodianContract(name: string, makeCustodian: () => Promise<Key
       for (const t of c.recipientKeyTypes) expect(RecipientKeyType.options).toContain(t);
     });
 
+    it('check: proves a blob unwraps under its KEK and belongs to its ref, and releases nothing', async () => {
+      await expect(c.check(ref, wrapped)).resolves.toBeUndefined();
+      expect(c.kekId).toBe(wrapped.kekId);
+      await expectBrokerError(c.check({ name: ref.name, version: 2 }, wrapped), 'custody_unavailable', 503);
+      await expectBrokerError(c.check({ name: 'payments/other', version: 1 }, wrapped), 'custody_unavailable', 503);
+      const flipped = Buffer.from(wrapped.blob);
+      flipped[flipped.length - 1]! ^= 1;
+      await expectBrokerError(c.check(ref, { ...wrapped, blob: flipped }), 'custody_unavailable', 503);
+      await expectBrokerError(c.check(ref, { ...wrapped, kekId: 'another-kek' }), 'custody_unavailable', 503);
+      await expectBrokerError(c.check(ref, { ...wrapped, blob: wrapped.blob.subarray(1) }), 'custody_unavailable', 503);
+    });
+
+    it('check fails closed under another KEK of the same kind', async () => {
+      const other = await makeCustodian();
+      try {
+        const theirs = await other.generate(ref);
+        if (other.kekId === c.kekId) return; // one token holds one KEK: the same KEK, nothing to tell apart
+        await expectBrokerError(c.check(ref, theirs), 'custody_unavailable', 503);
+      } finally {
+        await other.close();
+      }
+    });
+
     it('releases a 256-bit key the agent can open, with kid name@version', async () => {
       const released = await c.releaseTo(ref, wrapped, preferred.jwk);
       expect(released).toMatchObject({ name: ref.name, version: ref.version });

@@ -106,7 +106,7 @@ function checkPodSpec(deployment: K8sObject): void {
 describe('Kubernetes manifests', () => {
   it('the broker: Deployment with probes, a PodDisruptionBudget and a Service selecting it, a non-root pod, a valid config', async () => {
     const objects = manifests('broker.yaml');
-    expect(objects.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'PersistentVolumeClaim', 'PodDisruptionBudget', 'Service']);
+    expect(objects.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Service']);
     const [dep] = byKind(objects, 'Deployment');
     checkPodSpec(dep!);
     const pod = dep!.spec.template;
@@ -118,13 +118,17 @@ describe('Kubernetes manifests', () => {
     expect(subset(pdb!.spec.selector.matchLabels, pod.metadata.labels)).toBe(true);
     const [svc] = byKind(objects, 'Service');
     expect(subset(svc!.spec.selector, pod.metadata.labels)).toBe(true);
-    expect(pod.spec.volumes.find((v: { name: string }) => v.name === 'state').persistentVolumeClaim.claimName).toBe(byKind(objects, 'PersistentVolumeClaim')[0]!.metadata.name);
+    // Several replicas on the shared PostgreSQL store, one kept through voluntary evictions.
+    expect(dep!.spec.replicas).toBeGreaterThan(1);
+    expect(pdb!.spec.minAvailable).toBe(1);
 
     const [cm] = byKind(objects, 'ConfigMap');
     const config = parseConfig(cm!.data!['config.yaml'], { file: '/etc/keyanchor/config.yaml', resolveSecrets: false });
     expect(pod.spec.terminationGracePeriodSeconds).toBeGreaterThan(config.server.shutdownGraceSeconds);
     const mounts = (c.volumeMounts as Array<{ mountPath: string }>).map((m) => m.mountPath);
-    for (const p of [config.tls!.cert, config.policyDir, config.stateDir]) expect(mounts.some((m) => p.startsWith(m)), p).toBe(true);
+    expect(config.store.kind).toBe('postgres');
+    const db = config.store.kind === 'postgres' ? config.store : undefined;
+    for (const p of [config.tls!.cert, config.policyDir, config.stateDir, db!.tls!.ca!]) expect(mounts.some((m) => p.startsWith(m)), p).toBe(true);
   });
 
   it('the workload: the agent is the entrypoint, runs the program as another uid, the node key is read-only and not the program\'s', () => {

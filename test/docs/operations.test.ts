@@ -13,7 +13,11 @@ function optionPaths(): string[] {
     for (const [k, v] of Object.entries(shape)) {
       const inner = unwrap(v);
       const sub = inner && typeof inner === 'object' && 'shape' in inner ? (inner.shape as Record<string, unknown>) : undefined;
-      if (sub && !['custody', 'tls', 'store'].includes(k)) walk(sub, `${prefix}${k}.`);
+      const options = (inner as { options?: Array<{ shape: Record<string, unknown> }> } | undefined)?.options;
+      if (k === 'store' && options) {
+        // A tagged union: every member's options, as `store.<name>`.
+        for (const o of options) for (const name of Object.keys(o.shape)) out.push(`store.${name}`);
+      } else if (sub && !['custody', 'tls'].includes(k)) walk(sub, `${prefix}${k}.`);
       else out.push(`${prefix}${k}`);
     }
   };
@@ -30,8 +34,9 @@ describe('docs/operations.md', () => {
   it('has a config example that parses', () => {
     const m = /<!-- config-example -->\n```yaml\n([\s\S]*?)```/.exec(doc);
     expect(m).not.toBeNull();
-    const c = parseConfig(m![1], { file: '/etc/keyanchor/config.yaml', env: { KEYANCHOR_HSM_PIN: '1234' } });
+    const c = parseConfig(m![1], { file: '/etc/keyanchor/config.yaml', env: { KEYANCHOR_HSM_PIN: '1234', KEYANCHOR_DB_PASSWORD: 'pw' } });
     expect(c.custody.kind).toBe('pkcs11');
+    expect(c.store.kind).toBe('postgres');
     expect(c.admin.enabled).toBe(true);
   });
   it('gives the same pkcs11-tool command for a KEK as `keyanchor hsm status` suggests', () => {

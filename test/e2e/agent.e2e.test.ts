@@ -10,6 +10,7 @@ import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sqliteStoreText } from '../helpers/audit.js';
 import { EXIT_CODES } from '../../attest-agent/src/exitCodes.js';
 import { issueCertificate, SERVER_AUTH } from '../../src/pki.js';
 import { APP_KEY, IMG_KEY, UNGRANTED_KEY, makeWorld, type World } from '../helpers/world.js';
@@ -55,7 +56,7 @@ beforeAll(async () => {
     }),
   );
   for (const k of [APP_KEY, IMG_KEY, UNGRANTED_KEY]) {
-    const r = await runKeyanchor(['--config', files.config!, 'keys', 'create', k]);
+    const r = await runKeyanchor(['--config', files.config!, 'keys', 'create', ...(k === APP_KEY ? ['--init'] : []), k]);
     expect(r.code, r.stderr).toBe(0);
   }
   broker = await startBrokerProcess(['--config', files.config!, 'serve']);
@@ -222,8 +223,8 @@ describe('attest-agent exec against keyanchor serve', () => {
       const log = broker.output();
       expect(log).toContain('keys released');
       for (const enc of ['base64', 'base64url', 'hex'] as const) expect(log).not.toContain(key.toString(enc));
-      const keystore = readFileSync(path.join(w.stateDir, 'keystore.json'), 'utf8');
-      for (const enc of ['base64', 'base64url', 'hex'] as const) expect(keystore).not.toContain(key.toString(enc));
+      const store = sqliteStoreText(w.stateDir);
+      for (const enc of ['base64', 'base64url', 'hex', 'latin1'] as const) expect(store).not.toContain(key.toString(enc));
     }
   });
 });

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../attest-agent/src/exitCodes.js';
 import { startBroker, type Broker } from '../../src/broker.js';
 import { openKeys } from '../../src/broker.js';
-import { ManualClock } from '../../src/clock.js';
+import { ManualClock, systemClock } from '../../src/clock.js';
 import { APP_KEY, makeWorld, type World } from '../helpers/world.js';
 import { runAgent } from '../helpers/processes.js';
 
@@ -29,7 +29,7 @@ beforeAll(async () => {
   writeFileSync(path.join(w.dir, 'node.pem'), w.node.certPem);
   writeFileSync(path.join(w.dir, 'node.key'), w.node.keyPem, { mode: 0o600 });
   writeFileSync(`${w.app.path}.sig`, w.app.sig);
-  const k = await openKeys(w.config);
+  const k = await openKeys(w.config, systemClock, 'serve');
   await k.keys.create(APP_KEY, 'test');
   await k.close();
   broker = await startBroker(w.config, { clock });

@@ -42,7 +42,7 @@ beforeAll(async () => {
   chmodSync(pub, 0o755);
   files = await writeTlsWorld(w, { dir: pub });
   for (const f of [files.tlsCa, files.nodeCert]) chmodSync(f, 0o644);
-  const created = await runKeyanchor(['--config', files.config, 'keys', 'create', APP_KEY]);
+  const created = await runKeyanchor(['--config', files.config, 'keys', 'create', '--init', APP_KEY]);
   expect(created.code, created.stderr).toBe(0);
   broker = await startBrokerProcess(['--config', files.config, 'serve']);
 

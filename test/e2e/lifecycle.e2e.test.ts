@@ -35,7 +35,7 @@ beforeAll(async () => {
   w = await makeWorld();
   files = await writeTlsWorld(w);
   ca = readFileSync(files.tlsCa);
-  const r = await runKeyanchor(['--config', files.config, 'keys', 'create', APP_KEY]);
+  const r = await runKeyanchor(['--config', files.config, 'keys', 'create', '--init', APP_KEY]);
   expect(r.code, r.stderr).toBe(0);
 });
 afterAll(() => w?.cleanup());
@@ -101,7 +101,7 @@ describe('SIGTERM drains', () => {
     expect(done).toMatchObject({ completed: drain!.inFlight });
     expect(released).toBeGreaterThanOrEqual(Number(drain!.inFlight) - 1); // all in flight but the slow challenge were releases
     expect(logLines(broker, 'shutdown: grace period over')).toHaveLength(0);
-    expect(logLines(broker, 'shutdown: closing the nonce store, the audit trail and custody')).toHaveLength(1);
+    expect(logLines(broker, 'shutdown: closing the state store, the policy runtime and custody')).toHaveLength(1);
     expect(logLines(broker, 'shutdown: complete')).toHaveLength(1);
   });
 

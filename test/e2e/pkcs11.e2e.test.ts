@@ -16,6 +16,8 @@ import https from 'node:https';
 import path from 'node:path';
 import { decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { sqliteStoreText } from '../helpers/audit.js';
 import { EXIT_CODES } from '../../attest-agent/src/exitCodes.js';
 import type { HsmStatus } from '../../src/custody/pkcs11/index.js';
 import { run, runAgent, runKeyanchor, startBrokerProcess, type BrokerProcess, type Ran, BROKER_CLI } from '../helpers/processes.js';
@@ -101,16 +103,29 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('PKCS#11 custody end to
   });
 
   it('keys create has the HSM make the key: the keystore holds it wrapped, the token holds nothing but the KEK', async () => {
-    const r = await keyanchor('keys', 'create', APP_KEY);
+    const r = await keyanchor('keys', 'create', '--init', APP_KEY);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ name: APP_KEY, versions: [{ version: 1, state: 'enabled' }] });
 
-    const keystore = JSON.parse(readFileSync(path.join(w.stateDir, 'keystore.json'), 'utf8'));
-    expect(keystore.custody).toBe('pkcs11');
-    const wrapped = keystore.keys[APP_KEY].versions[0].wrapped;
-    expect(wrapped).toMatchObject({ alg: 'pkcs11:AES_KEY_WRAP_PAD', kekId });
-    // RFC 5649 wrap of 32 bytes (40) and the 16-byte CMAC that binds it to name and version.
-    expect(Buffer.from(wrapped.blob, 'base64')).toHaveLength(56);
+    const db = new Database(path.join(w.stateDir, 'keyanchor.db'), { readonly: true });
+    try {
+      expect(db.prepare("SELECT name, value FROM meta WHERE name IN ('custody', 'kek_id') ORDER BY name").all()).toEqual([{ name: 'custody', value: 'pkcs11' }, { name: 'kek_id', value: kekId }]);
+      const wrapped = db.prepare('SELECT wrap_alg, kek_id, blob FROM key_versions WHERE name = ? AND version = 1').get(APP_KEY) as { wrap_alg: string; kek_id: string; blob: Buffer };
+      expect(wrapped).toMatchObject({ wrap_alg: 'pkcs11:AES_KEY_WRAP_PAD', kek_id: kekId });
+      // RFC 5649 wrap of 32 bytes (40) and the 16-byte CMAC that binds it to name and version.
+      expect(wrapped.blob).toHaveLength(56);
+    } finally {
+      db.close();
+    }
+    // Listing metadata does not log in to the HSM: it works with the token away.
+    hsm.unplug();
+    try {
+      const listed = await keyanchor('keys', 'list');
+      expect(listed.code, listed.stderr).toBe(0);
+      expect(JSON.parse(listed.stdout).map((k: { name: string }) => k.name)).toEqual([APP_KEY]);
+    } finally {
+      hsm.replug();
+    }
 
     const listing = hsm.pkcs11Tool(['--list-objects']);
     expect(tokenObjects()).toEqual(['Secret Key Object; AES length 32']);
@@ -234,8 +249,7 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('PKCS#11 custody end to
       expect(log).toContain('attestation refused'); // the unplugged run
       const places = {
         'broker output': log,
-        keystore: readFileSync(path.join(w.stateDir, 'keystore.json'), 'utf8'),
-        'audit file': readFileSync(path.join(w.stateDir, 'audit.jsonl'), 'utf8'),
+        'state store (keystore and audit trail)': sqliteStoreText(w.stateDir),
         'keyanchor CLI output': cliOutput.join('\n'),
       };
       for (const [where, text] of Object.entries(places)) {
@@ -243,6 +257,30 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('PKCS#11 custody end to
         expect(text, `${where} holds the PIN`).not.toContain(hsm.pin);
       }
     });
+  });
+
+  it('another KEK on the token (another kekLabel) is refused for the store\'s keys: every command and serve name both KEKs and create nothing', async () => {
+    const other = path.join(w.dir, 'other-kek.json');
+    writeFileSync(other, readFileSync(files.config, 'utf8').replace(`"kekLabel":"${KEK_LABEL}"`, '"kekLabel":"other-kek"'));
+    const init = await run(process.execPath, [BROKER_CLI, '--config', other, 'hsm', 'init'], { env });
+    expect(init.code, init.stderr).toBe(0);
+    const otherId = /kekId: (\S+)/.exec(init.stdout)![1]!;
+    const snapshot = () => {
+      const db = new Database(path.join(w.stateDir, 'keyanchor.db'), { readonly: true });
+      try {
+        return db.prepare("SELECT (SELECT COUNT(*) FROM key_versions) AS versions, (SELECT COUNT(*) FROM audit) AS records, (SELECT value FROM meta WHERE name = 'kek_id') AS kek").get();
+      } finally {
+        db.close();
+      }
+    };
+    const before = snapshot();
+    expect(before).toMatchObject({ kek: kekId });
+    for (const args of [['keys', 'rotate', APP_KEY], ['keys', 'create', 'payments/new'], ['keys', 'export'], ['serve', '--port', '0']]) {
+      const r = await run(process.execPath, [BROKER_CLI, '--config', other, ...args], { env, timeoutMs: 20_000 });
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr, args.join(' ')).toContain(`kek_mismatch: the keys in ${path.join(w.stateDir, 'keyanchor.db')} are wrapped by KEK ${kekId}, but the configured pkcs11 custody has KEK ${otherId}`);
+    }
+    expect(snapshot()).toEqual(before);
   });
 });
 

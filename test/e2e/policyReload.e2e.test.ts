@@ -13,9 +13,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../attest-agent/src/exitCodes.js';
 import { startBroker } from '../../src/broker.js';
-import { ManualClock } from '../../src/clock.js';
+import { ManualClock, systemClock } from '../../src/clock.js';
 import { parseConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
+import { openStore } from '../../src/store/index.js';
+import { auditRecords } from '../helpers/audit.js';
 import { runAgent, runKeyanchor, startBrokerProcess, type BrokerProcess } from '../helpers/processes.js';
 import { testKey, type TestKey } from '../helpers/policyBundles.js';
 import { APP_KEY, makeEvidence, makeWorld, type World } from '../helpers/world.js';
@@ -32,7 +34,7 @@ beforeAll(async () => {
   writeFileSync(path.join(w.dir, 'node.pem'), w.node.certPem);
   writeFileSync(path.join(w.dir, 'node.key'), w.node.keyPem, { mode: 0o600 });
   writeFileSync(`${w.app.path}.sig`, w.app.sig);
-  const r = await runKeyanchor(['--config', config('unsigned.json', {}), 'keys', 'create', APP_KEY]);
+  const r = await runKeyanchor(['--config', config('unsigned.json', {}), 'keys', 'create', '--init', APP_KEY]);
   expect(r.code, r.stderr).toBe(0);
 });
 afterAll(async () => {
@@ -85,7 +87,16 @@ async function attest(b: BrokerProcess): Promise<{ status: number; code?: string
 }
 
 /** The policy version named by the last audit record. */
-const lastAuditPolicy = () => (JSON.parse(readFileSync(path.join(w.stateDir, 'audit.jsonl'), 'utf8').trim().split('\n').at(-1)!) as { policy?: { version: number | null } }).policy;
+const lastAuditPolicy = async () => {
+  // The brokers share the SQLite store of the state directory; read it the way a second process would.
+  const store = await openStore(parseConfig(JSON.stringify({ stateDir: w.stateDir }), { file: path.join(w.dir, 'read.json') }).store, { clock: systemClock });
+  try {
+    const releases = (await auditRecords(store.read)).filter((r) => r.event === 'release');
+    return (releases.at(-1) as { policy?: { version: number | null } }).policy;
+  } finally {
+    await store.close();
+  }
+};
 
 describe('a signed policy on SIGHUP: good → bad → good', () => {
   it('a change without a signature is refused and the signed version stays; a new signed version loads', async () => {
@@ -94,17 +105,17 @@ describe('a signed policy on SIGHUP: good → bad → good', () => {
     await sign(dir, 1);
     const b = await serve(signedConfig('signed.json', dir));
     expect(await attest(b)).toEqual({ status: 200 });
-    expect(lastAuditPolicy()).toMatchObject({ version: 1 });
+    expect(await lastAuditPolicy()).toMatchObject({ version: 1 });
 
     writeFileSync(path.join(dir, 'test.yaml'), readFileSync(path.join(dir, 'test.yaml'), 'utf8').replace('zones: [z1]', 'zones: [z1] # loosened'));
     expect(await sighup(b)).toMatchObject({ msg: 'policy reload refused; the policy in force stays', code: 'policy_file_altered', trigger: 'sighup' });
     expect(await attest(b)).toEqual({ status: 200 });
-    expect(lastAuditPolicy()).toMatchObject({ version: 1 });
+    expect(await lastAuditPolicy()).toMatchObject({ version: 1 });
 
     await sign(dir, 2);
     expect(await sighup(b)).toMatchObject({ msg: 'policy loaded', version: 2, signed: true });
     expect(await attest(b)).toEqual({ status: 200 });
-    expect(lastAuditPolicy()).toMatchObject({ version: 2 });
+    expect(await lastAuditPolicy()).toMatchObject({ version: 2 });
     await b.stop();
   });
 });
@@ -179,7 +190,7 @@ describe('rollback', () => {
     expect(r.stderr).toMatch(/^keyanchor: refusing to start: policy refused \(policy_rollback\)\n {2}\S+policy\.dsse:1:1 \(bundle\): policy_rollback: version 10 \(root version 1\) is below version 11 \(root version 1\), the highest accepted before\n$/);
   });
 
-  it('on a second replica sharing the state directory (file-backed mark; the PostgreSQL store shares it across hosts)', async () => {
+  it("on a second replica sharing the state directory's store (the PostgreSQL store shares it across hosts)", async () => {
     const dirA = path.join(w.dir, 'replica-a');
     const dirB = path.join(w.dir, 'replica-b');
     cpSync(w.policyDir, dirA, { recursive: true });
@@ -196,7 +207,7 @@ describe('rollback', () => {
     writeFileSync(path.join(dirB, 'policy.dsse'), v20);
     expect(await sighup(b)).toMatchObject({ msg: 'policy reload refused; the policy in force stays', code: 'policy_rollback' });
     expect(await attest(b)).toEqual({ status: 200 });
-    expect(lastAuditPolicy()).toMatchObject({ version: 21 });
+    expect(await lastAuditPolicy()).toMatchObject({ version: 21 });
     await Promise.all([a.stop(), b.stop()]);
   });
 });

@@ -40,7 +40,7 @@ describe.skipIf(!softhsmAvailable())('readiness with an OAEP hash the token lack
     files = await writeTlsWorld(w, { config: custody('SHA-256') });
     env = { SOFTHSM2_CONF: hsm.conf, [PIN_ENV]: hsm.pin };
     expect((await keyanchor('hsm', 'init')).code).toBe(0);
-    const created = await keyanchor('keys', 'create', APP_KEY); // AES only: works whatever the OAEP hash
+    const created = await keyanchor('keys', 'create', '--init', APP_KEY); // AES only: works whatever the OAEP hash
     expect(created.code, created.stderr).toBe(0);
     broker = await startBrokerProcess(['--config', files.config, 'serve'], env);
   }, 60_000);

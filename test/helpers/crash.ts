@@ -2,9 +2,9 @@
  * Crash injection for end-to-end tests: run a real CLI process and SIGKILL it at a chosen moment,
  * either after a delay (to spread kills over the process lifetime) or as soon as the N-th change
  * shows up in a directory it writes to (to land kills inside its few milliseconds of file work:
- * lock taken, temp file written, renamed, audit appended…). inotify tells us about a change a
- * little after it happens, so an event-triggered kill lands at or shortly after that step.
- * Also: processes that race for the keystore lock at the same instant.
+ * the store's WAL appended, its shared memory touched…). inotify tells us about a change a little
+ * after it happens, so an event-triggered kill lands at or shortly after that step.
+ * Also: processes that race to rotate one key at the same instant.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -13,8 +13,11 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BROKER_CLI, ROOT } from './processes.js';
 
-/** `onEvent: n` kills at the (n+1)-th change in `dir`, counting only changes to `file` when given. */
-export type KillAt = { afterMs: number } | { onEvent: number; dir: string; file?: string };
+/**
+ * `onEvent: n` kills at the (n+1)-th change in `dir`, counting only changes to `file` when given,
+ * and only events of `type` when given (`change`: the file was written; `rename`: made or removed).
+ */
+export type KillAt = { afterMs: number } | { onEvent: number; dir: string; file?: string; type?: 'change' | 'rename' };
 
 export interface KillRun {
   /** True when our SIGKILL ended the process (false: it finished first). */
@@ -42,7 +45,7 @@ export function runKeyanchorKilledAt(args: string[], at: KillAt, env?: NodeJS.Pr
     const watcher = 'onEvent' in at
       ? watch(at.dir, (type, file) => {
           events.push(`${type} ${file ?? '?'}`);
-          if (at.file === undefined || file === at.file) seen++;
+          if ((at.file === undefined || file === at.file) && (at.type === undefined || type === at.type)) seen++;
           if (seen > at.onEvent) kill();
         })
       : undefined;
@@ -72,37 +75,35 @@ export function median(xs: readonly number[]): number {
 /** A short, stable fingerprint of key bytes, safe to print: the key itself never is. */
 export const fingerprint = (key: Uint8Array): string => 'sha256:' + createHash('sha256').update(key).digest('hex').slice(0, 16);
 
-/** What a killed writer can leave in a state directory: lock files and temp files. */
-export function leftovers(stateDir: string): { locks: string[]; temps: string[] } {
+/** What a killed writer could leave in a state directory: temp files (KEK creation) or a rollback journal. */
+export function leftovers(stateDir: string): { temps: string[]; journals: string[] } {
   const names = readdirSync(stateDir);
-  return { locks: names.filter((n) => n.endsWith('.lock')).sort(), temps: names.filter((n) => n.endsWith('.tmp')).sort() };
+  return { temps: names.filter((n) => n.endsWith('.tmp')).sort(), journals: names.filter((n) => n.endsWith('-journal')).sort() };
 }
 
 /**
- * Starts `n` processes that rotate key `name` with the real KeyService and Keystore (from dist/,
- * as the CLI runs them, software custody), lets them all load, then releases them at the same
- * instant. Each reports the version it made (or fails).
+ * Starts `n` processes that rotate key `name` with the real KeyService on the state store (from
+ * dist/, as the CLI runs them, software custody), lets them all load, then releases them at the
+ * same instant. Each reports the version it made (or fails).
  */
-export async function raceRotations(stateDir: string, name: string, n: number): Promise<Array<{ code: number | null; version: number | undefined; stderr: string }>> {
+export async function raceRotations(configFile: string, name: string, n: number): Promise<Array<{ code: number | null; version: number | undefined; stderr: string }>> {
   const mod = (p: string) => JSON.stringify(pathToFileURL(path.join(ROOT, 'dist', 'src', p)).href);
   const script = `
-    import { Keystore } from ${mod('keys/keystore.js')};
-    import { KeyService } from ${mod('keys/keyService.js')};
-    import { SoftwareCustodian } from ${mod('custody/software.js')};
-    import { loadOrCreateSoftwareKek } from ${mod('custody/softwareKek.js')};
+    import { openKeys } from ${mod('keys/openKeys.js')};
+    import { loadConfig } from ${mod('config.js')};
     import { systemClock } from ${mod('clock.js')};
-    const [stateDir, name] = process.argv.slice(1);
-    const kek = loadOrCreateSoftwareKek(stateDir, { create: false });
-    const keys = new KeyService(new Keystore(stateDir, 'software'), new SoftwareCustodian(kek), systemClock);
+    const [configFile, name] = process.argv.slice(1);
+    const { keys, close } = await openKeys(loadConfig(configFile, {}), systemClock, 'use');
     process.stdout.write('ready\\n');
     process.stdin.once('data', async (at) => {
       while (Date.now() < Number(at)); // all spin up to the same instant, as busy processes would
       const info = await keys.rotate(name, 'race');
       process.stdout.write(JSON.stringify(info.versions.at(-1)) + '\\n');
+      await close();
       process.exit(0);
     });`;
   const children = Array.from({ length: n }, () =>
-    spawn(process.execPath, ['--input-type=module', '-e', script, stateDir, name], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] }),
+    spawn(process.execPath, ['--input-type=module', '-e', script, configFile, name], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] }),
   );
   const results = children.map(
     (child) =>

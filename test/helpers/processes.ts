@@ -61,7 +61,7 @@ export function startBrokerProcess(args: string[], env?: NodeJS.ProcessEnv): Pro
           output: () => out,
           stop: () =>
             new Promise<void>((r) => {
-              if (proc.exitCode !== null) return r();
+              if (proc.exitCode !== null || proc.signalCode !== null) return r();
               proc.once('exit', () => r());
               proc.kill('SIGTERM');
             }),

@@ -21,6 +21,7 @@ import { errorHandler } from '../../src/http/problem.js';
 import { createLogger } from '../../src/log.js';
 import { loadPolicyDir } from '../../src/policy/load.js';
 import { issueCertificate, SERVER_AUTH, type Issued } from '../../src/pki.js';
+import { auditText } from '../helpers/audit.js';
 import { makeWorld, type World } from '../helpers/world.js';
 
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
@@ -140,7 +141,7 @@ describe('client certificates', () => {
     const r = await as(certs.officer, 'get', '/v1/admin/keystore');
     expect(r.status).toBe(200);
     expect(r.body.format).toBe('keyanchor-keystore/1');
-    expect(readFileSync(w.config.audit.file, 'utf8')).toContain(JSON.stringify({ actor: 'cert:subject:O=Example\nCN=security officer' }).slice(1, -1));
+    expect(await auditText(b.store.read)).toContain(JSON.stringify({ actor: 'cert:subject:O=Example\nCN=security officer' }).slice(1, -1));
     expectProblem(await as(certs.ci, 'get', '/v1/admin/keystore'), 403, 'forbidden', /may not act on the whole keystore/);
   });
 

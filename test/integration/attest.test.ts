@@ -2,6 +2,8 @@
  * The attestation API through HTTP (supertest on the assembled app, real software custody, real
  * policy files and certificates): the happy path, and every error code with its status.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import request from 'supertest';
 import type { Express } from 'express';
@@ -13,10 +15,11 @@ import { APP_KEY, IMG_KEY, MISSING_KEY, UNGRANTED_KEY, makeEvidence, makeWorld, 
 let w: World;
 let b: Assembled;
 let app: Express;
-const clock = new ManualClock(Date.now());
+const T0 = Date.now();
+const clock = new ManualClock(T0);
 
 beforeAll(async () => {
-  w = await makeWorld({ configExtra: { nonce: { ttlSeconds: 60, maxOutstanding: 1000 } } });
+  w = await makeWorld({ configExtra: { nonce: { ttlSeconds: 60 } } });
   b = await assembleBroker(w.config, { clock });
   app = b.app;
   await b.keys.create(APP_KEY, 'test');
@@ -45,9 +48,9 @@ function expectProblem(r: request.Response, status: number, code: string) {
 }
 
 describe('POST /v1/challenge', () => {
-  it('returns a 256-bit nonce, its expiry and the recipient key types', async () => {
+  it('returns a nonce token (opaque to agents), its expiry and the recipient key types', async () => {
     const r = await request(app).post('/v1/challenge').expect(200);
-    expect(Buffer.from(r.body.nonce, 'base64url').length).toBe(32);
+    expect(r.body.nonce).toMatch(/^[A-Za-z0-9_-]{76}$/);
     expect(Date.parse(r.body.expiresAt) - clock.now()).toBe(60_000);
     expect(r.body).toMatchObject({ ttlSeconds: 60, protocolVersion: 1, recipientKeyTypes: ['EC', 'RSA'] });
     expect(r.headers['cache-control']).toBe('no-store');
@@ -138,9 +141,23 @@ describe('POST /v1/attest', () => {
     });
   }
 
-  it('refuses an unknown nonce', async () => {
+  it('refuses an unknown nonce, and a nonce with one byte changed', async () => {
     const { compact } = await makeEvidence(w, { nonce: Buffer.alloc(32, 7).toString('base64url') });
     expectProblem(await attest(compact), 401, 'nonce_unknown');
+    const raw = Buffer.from(await nonce(), 'base64url');
+    raw[20]! ^= 1;
+    expectProblem(await attest((await makeEvidence(w, { nonce: raw.toString('base64url') })).compact), 401, 'nonce_unknown');
+  });
+
+  it('an attempt refused before the signature check does not use up the nonce', async () => {
+    const n = await nonce();
+    const forged = await makeEvidence(w, { nonce: n, chain: toX5c(w.node), signer: { ...w.node, keyPem: w.rogueNode.keyPem } });
+    expectProblem(await attest(forged.compact), 401, 'evidence_signature_invalid');
+    const untrusted = await makeEvidence(w, { nonce: n, signer: w.rogueNode, chain: toX5c(w.rogueNode, w.rogueCa) });
+    expectProblem(await attest(untrusted.compact), 401, 'node_untrusted');
+    const { compact } = await makeEvidence(w, { nonce: n });
+    expect((await attest(compact)).status).toBe(200);
+    expectProblem(await attest(compact), 401, 'nonce_replayed');
   });
 
   it('refuses a replayed nonce, whether the first attempt succeeded or failed', async () => {
@@ -155,14 +172,17 @@ describe('POST /v1/attest', () => {
     expectProblem(await attest(good.compact), 401, 'nonce_replayed');
   });
 
-  it('refuses an expired nonce (injected clock, no sleeping)', async () => {
+  it('refuses an expired nonce (injected clock, no sleeping), however late it comes back', async () => {
     const n = await nonce();
-    clock.advance(61_000);
     try {
-      const { compact } = await makeEvidence(w, { nonce: n, iat: Math.floor(clock.now() / 1000) });
-      expectProblem(await attest(compact), 401, 'nonce_expired');
+      for (const late of [60_001, 3_600_000]) {
+        clock.advance(late);
+        const { compact } = await makeEvidence(w, { nonce: n, iat: Math.floor(clock.now() / 1000) });
+        expectProblem(await attest(compact), 401, 'nonce_expired');
+        clock.advance(-late);
+      }
     } finally {
-      clock.advance(-61_000);
+      clock.set(T0);
     }
   });
 
@@ -194,18 +214,49 @@ describe('POST /v1/attest', () => {
   });
 });
 
-describe('capacity', () => {
-  it('caps outstanding nonces and answers 503 challenge_capacity with Retry-After', async () => {
-    const w2 = await makeWorld({ configExtra: { nonce: { ttlSeconds: 60, maxOutstanding: 3 } } });
-    const b2 = await assembleBroker(w2.config, { clock: new ManualClock() });
+describe('challenge flood', () => {
+  it('a source over its rate gets 429 rate_limited with Retry-After; another source still gets challenges and attests', async () => {
+    const w2 = await makeWorld({ configExtra: { nonce: { ttlSeconds: 60, perSource: { ratePerSecond: 1, burst: 5, maxSources: 100 } } } });
+    const c2 = new ManualClock(Date.now());
+    const b2 = await assembleBroker(w2.config, { clock: c2 });
+    await b2.keys.create(APP_KEY, 'test');
+    const server = b2.app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const port = (server.address() as AddressInfo).port;
     try {
-      for (let i = 0; i < 3; i++) await request(b2.app).post('/v1/challenge').expect(200);
-      const r = await request(b2.app).post('/v1/challenge');
-      expectProblem(r, 503, 'challenge_capacity');
-      expect(r.headers['retry-after']).toBe('1');
+      const flood = await Promise.all(Array.from({ length: 40 }, () => post(port, '127.0.0.2', '/v1/challenge', '{}')));
+      expect(flood.filter((r) => r.status === 200)).toHaveLength(5);
+      const limited = flood.filter((r) => r.status === 429);
+      expect(limited).toHaveLength(35);
+      expect(JSON.parse(limited[0]!.body)).toMatchObject({ status: 429, code: 'rate_limited' });
+      expect(limited[0]!.retryAfter).toBe('1');
+      // Another source is untouched: it gets a nonce and attests with it.
+      const ch = await post(port, '127.0.0.1', '/v1/challenge', '{}');
+      expect(ch.status).toBe(200);
+      const { compact } = await makeEvidence(w2, { nonce: JSON.parse(ch.body).nonce, iat: Math.floor(c2.now() / 1000) });
+      const at = await post(port, '127.0.0.1', '/v1/attest', JSON.stringify({ evidence: compact }));
+      expect(at.status).toBe(200);
+      // The flooding source gets a token back as time passes.
+      c2.advance(1000);
+      expect((await post(port, '127.0.0.2', '/v1/challenge', '{}')).status).toBe(200);
+      expect((await post(port, '127.0.0.2', '/v1/challenge', '{}')).status).toBe(429);
     } finally {
+      await new Promise((r) => server.close(r));
       await b2.close();
       w2.cleanup();
     }
   });
 });
+
+/** A POST from a chosen local address (127.0.0.0/8 is all loopback): a second client machine. */
+function post(port: number, from: string, pathname: string, body: string): Promise<{ status: number; body: string; retryAfter?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: pathname, method: 'POST', localAddress: from, headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode!, body: text, ...(res.headers['retry-after'] ? { retryAfter: String(res.headers['retry-after']) } : {}) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}

@@ -12,6 +12,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assembleBroker, type Assembled } from '../../src/broker.js';
+import { auditRecords } from '../helpers/audit.js';
 import { ManualClock } from '../../src/clock.js';
 import { createLogger } from '../../src/log.js';
 import { BUNDLE_FILE } from '../../src/policy/bundle/dsse.js';
@@ -69,14 +70,14 @@ async function attest() {
 }
 
 /** The audit records written so far. */
-const audit = () => readFileSync(w.config.audit.file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+const audit = () => auditRecords(b.store.read);
 const manifestDigest = () => /"manifestSha256":"([0-9a-f]{64})"/.exec(JSON.stringify(b.policy.status()))![1]!;
 
 describe('signed policy over HTTP', () => {
   it('releases name the policy version and manifest digest they were decided under', async () => {
     const r = await attest();
     expect(r.status).toBe(200);
-    const last = audit().at(-1)!;
+    const last = (await audit()).at(-1)!;
     expect(last).toMatchObject({ event: 'release', policy: { version: 1, manifestSha256: manifestDigest() } });
   });
 
@@ -101,7 +102,7 @@ describe('signed policy over HTTP', () => {
     expect(r.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(r.body).toMatchObject({ code: 'policy_rejected', status: 422, refusal: 'policy_file_altered', problems: [`${file}:1:1 (bundle): policy_file_altered: teams.yaml differs from the content signed in the manifest`] });
     expect((await attest()).status).toBe(200);
-    expect(audit().at(-1)).toMatchObject({ policy: { version: 1 } });
+    expect((await audit()).at(-1)).toMatchObject({ policy: { version: 1 } });
     writeFileSync(file, teams);
   });
 
@@ -110,7 +111,7 @@ describe('signed policy over HTTP', () => {
     const r = await reload();
     expect({ status: r.status, body: r.body }).toEqual({ status: 200, body: { outcome: 'loaded', version: 2, manifestSha256: manifestDigest() } });
     expect((await attest()).status).toBe(200);
-    expect(audit().at(-1)).toMatchObject({ event: 'release', policy: { version: 2, manifestSha256: manifestDigest() } });
+    expect((await audit()).at(-1)).toMatchObject({ event: 'release', policy: { version: 2, manifestSha256: manifestDigest() } });
   });
 
   it('the older bundle again: 422 with refusal policy_rollback', async () => {
@@ -131,7 +132,7 @@ describe('signed policy over HTTP', () => {
     clock.advance(10 * DAY + 1000);
     const r = await attest();
     expect({ status: r.status, code: r.body.code }).toEqual({ status: 503, code: 'policy_expired' });
-    expect(audit().at(-1)).toMatchObject({ event: 'refusal', code: 'policy_expired' });
+    expect((await audit()).at(-1)).toMatchObject({ event: 'refusal', code: 'policy_expired' });
     const ready = await request(b.app).get('/readyz');
     expect({ status: ready.status, code: ready.body.code }).toEqual({ status: 503, code: 'policy_expired' });
     sign(3, 30);

@@ -1,7 +1,7 @@
 /**
  * `keyanchor policy check [DIR]`: everything the broker checks before it uses a policy — files,
  * schema, references, and with a trust root (--root-key, or policy.root of the config) the
- * signed bundle, and the version against the high-water mark of the config's state directory.
+ * signed bundle, and the version against the high-water mark in the config's state store.
  * Roots changed since the pinned one come from that state, or from kept root-changing bundles.
  */
 import { readFileSync } from 'node:fs';
@@ -11,9 +11,9 @@ import { checkVersion, trustInForce } from '../../policy/bundle/acceptance.js';
 import { PolicyRefusal } from '../../policy/bundle/refusals.js';
 import { trustRoot } from '../../policy/bundle/trustRoot.js';
 import { verifyRootChange } from '../../policy/bundle/verifyBundle.js';
-import { FileHighWater } from '../../policy/highWaterFile.js';
 import { hydrate } from '../../policy/hydrate.js';
 import { loadPolicy } from '../../policy/loadPolicy.js';
+import { storedMark } from '../../store/highWater.js';
 import { EXIT, fail } from '../context.js';
 import { collect, policyTarget, printProblems, rootFrom } from './common.js';
 
@@ -27,7 +27,8 @@ export function checkCommand(): Command {
     .action(async (dir: string | undefined, o: { rootKey?: string[]; threshold?: number; rootBundle?: string[] }, cmd: Command) => {
       const t = policyTarget(cmd, dir);
       const pinned = rootFrom(o, t.config);
-      const mark = pinned ? await new FileHighWater(t.config.stateDir).get().catch(() => undefined) : undefined;
+      // The state's mark, when its store exists (read only: a check creates nothing).
+      const mark = pinned ? await storedMark(t.config.store).catch(() => undefined) : undefined;
       let root;
       try {
         root = pinned ? trustInForce(pinned, mark) : undefined;

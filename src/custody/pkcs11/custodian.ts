@@ -135,6 +135,21 @@ export class Pkcs11Custodian implements KeyCustodian {
     });
   }
 
+  async check(ref: KeyRef, wrapped: WrappedKey): Promise<void> {
+    const kid = releaseKid(ref.name, ref.version);
+    if (!Object.hasOwn(WRAP_ALGS, wrapped.alg)) throw new BrokerError('custody_unavailable', `key ${kid} is wrapped with ${wrapped.alg}, not by pkcs11 custody`);
+    if (wrapped.blob.length !== WRAPPED_BYTES + TAG_BYTES) throw new BrokerError('custody_unavailable', `wrapped key ${kid} has the wrong length`);
+    await this.#pool.run(`checking ${kid}`, async (lease) => {
+      if (wrapped.kekId !== lease.kekId) throw new BrokerError('custody_unavailable', `key ${kid} is wrapped by ${wrapped.kekId}, not by this KEK ${lease.kekId}`);
+      const objects = new SessionObjects(lease.mod, lease.session);
+      try {
+        await unwrapBound(lease, objects, ref, WRAP_ALGS[wrapped.alg as WrapAlg], wrapped.blob);
+      } finally {
+        objects.destroyAll();
+      }
+    });
+  }
+
   /**
    * Ready when a session is logged in with the KEK in place and the last readiness probe (probe.ts)
    * passed. After a failed probe, each call probes again, so readiness returns with the token.

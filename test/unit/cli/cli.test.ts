@@ -4,10 +4,11 @@
  * `file:line:col path: message`; `keys …` prints JSON metadata, never a wrapped blob.
  */
 import { execFile, execSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -128,9 +129,23 @@ describe.concurrent('keyanchor policy check', () => {
   });
 });
 
+const HOW = ': start the broker (keyanchor serve) or run `keyanchor keys create --init NAME`';
+
 describe('keyanchor keys', () => {
   const keys = (...args: string[]) => cli(['--config', 'config.json', 'keys', ...args]);
-  const keystore = () => JSON.parse(readFileSync(path.join(dir, 'state', 'keystore.json'), 'utf8')) as { keys: Record<string, { versions: Array<{ version: number; wrapped?: { blob: string } }> }> };
+  const keystore = () => {
+    const db = new Database(path.join(dir, 'state', 'keyanchor.db'), { readonly: true });
+    try {
+      const rows = db.prepare('SELECT name, version, blob FROM key_versions ORDER BY name, version').all() as Array<{ name: string; version: number; blob: Buffer | null }>;
+      const keys: Record<string, { versions: Array<{ version: number; wrapped?: { blob: string } }> }> = {};
+      for (const r of rows) (keys[r.name] ??= { versions: [] }).versions.push({ version: r.version, ...(r.blob ? { wrapped: { blob: r.blob.toString('base64') } } : {}) });
+      return { keys };
+    } finally {
+      db.close();
+    }
+  };
+  /** The bytes of the database and its WAL. */
+  const storeBytes = () => Buffer.concat(readdirSync(path.join(dir, 'state')).filter((f) => f.startsWith('keyanchor.db')).map((f) => readFileSync(path.join(dir, 'state', f))));
   const blobsSeen = new Set<string>();
   const outputs: string[] = [];
   const remember = (r: Run) => {
@@ -139,8 +154,28 @@ describe('keyanchor keys', () => {
     return r;
   };
 
+  it('read-only commands refuse a state directory that does not exist, and create nothing', async () => {
+    for (const args of [['list'], ['show', 'team/x'], ['export'], ['rotate', 'team/x']]) {
+      const r = await keys(...args);
+      expect({ code: r.code, stdout: r.stdout }, args.join(' ')).toEqual({ code: 1, stdout: '' });
+      expect(r.stderr).toBe(`keyanchor: store_missing: the store ${path.join(dir, 'state', 'keyanchor.db')} does not exist${HOW}\n`);
+    }
+    const audit = await cli(['--config', 'config.json', 'audit', 'verify']);
+    expect({ code: audit.code, stderr: audit.stderr }).toEqual({ code: 1, stderr: `keyanchor: store_missing: the store ${path.join(dir, 'state', 'keyanchor.db')} does not exist${HOW}\n` });
+    expect(existsSync(path.join(dir, 'state'))).toBe(false);
+  });
+
+  it('create in an uninitialised state directory needs --init', async () => {
+    mkdirSync(path.join(dir, 'state'), { mode: 0o700 });
+    const r = await keys('create', 'team/x');
+    expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 1, stdout: '' });
+    expect(r.stderr).toBe(`keyanchor: store_missing: the store ${path.join(dir, 'state', 'keyanchor.db')} does not exist${HOW}\n`);
+    expect(readdirSync(path.join(dir, 'state'))).toEqual([]);
+    expect(existsSync(path.join(dir, 'state', 'kek.bin'))).toBe(false);
+  });
+
   it('create, list, rotate, disable, destroy: JSON metadata, never a wrapped blob', async () => {
-    const created = remember(await keys('create', 'team/x'));
+    const created = remember(await keys('create', '--init', 'team/x'));
     expect({ code: created.code, stderr: created.stderr }).toEqual({ code: 0, stderr: '' });
     const info = JSON.parse(created.stdout);
     expect(info).toEqual({
@@ -169,7 +204,7 @@ describe('keyanchor keys', () => {
     const destroyed = remember(await keys('destroy', 'team/x', '1'));
     expect(destroyed.code).toBe(0);
     expect(JSON.parse(destroyed.stdout).versions.map((v: { state: string }) => v.state)).toEqual(['destroyed', 'enabled']);
-    expect(readFileSync(path.join(dir, 'state', 'keystore.json'), 'utf8')).not.toContain(v1blob);
+    expect(storeBytes().includes(Buffer.from(v1blob, 'base64'))).toBe(false);
 
     const shown = remember(await keys('show', 'team/x'));
     expect(JSON.parse(shown.stdout).versions).toHaveLength(2);

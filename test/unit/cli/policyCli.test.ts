@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonSchema } from '../../../src/policy/jsonSchema.js';
 import { issueCertificate } from '../../../src/pki.js';
 import { SMALL_POLICY } from '../../helpers/policyBundles.js';
+import { closeHighWaters, SqliteHighWater } from '../../helpers/highWater.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MAIN = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -117,8 +118,10 @@ describe('keyanchor policy sign and check --root-key', () => {
     writeFileSync(path.join(dir, 'signed.json'), JSON.stringify({ stateDir: 'cfg-state', policyDir: d, dev: { enabled: false }, policy: { root: { keys: ['root1.pub'], threshold: 1 } } }));
     await cli(['policy', 'sign', '--key', 'root1.key', '--version', '1', '--expires', '1d', d]);
     expect((await cli(['--config', 'signed.json', 'policy', 'check'])).code).toBe(0);
-    mkdirSync(path.join(dir, 'cfg-state'), { recursive: true });
-    writeFileSync(path.join(dir, 'cfg-state', 'policy-highwater.json'), JSON.stringify({ version: 2 ** 32 + 2, manifestSha256: 'ab'.repeat(32) }));
+    // A broker on that state accepted version 2 (root version 1) since.
+    const hw = new SqliteHighWater(path.join(dir, 'cfg-state'));
+    expect(await hw.advance({ version: 2 ** 32 + 2, manifestSha256: 'ab'.repeat(32) })).toBe('ok');
+    await closeHighWaters();
     expect(await cli(['--config', 'signed.json', 'policy', 'check'])).toEqual({
       code: 3,
       stdout: '',

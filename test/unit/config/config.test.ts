@@ -36,10 +36,11 @@ describe('embedded defaults', () => {
     const c = parseConfig(undefined);
     expect(c.listen).toEqual({ host: '127.0.0.1', port: 8443 });
     expect(c.insecureHttp).toBe(false);
-    expect(c.nonce).toEqual({ ttlSeconds: 60, maxOutstanding: 100_000 });
+    expect(c.nonce).toEqual({ ttlSeconds: 60, perSource: { ratePerSecond: 50, burst: 200, maxSources: 100_000 } });
     expect(c.evidence).toEqual({ maxClockSkewSeconds: 60 });
     expect(c.custody).toEqual({ kind: 'software' });
-    expect(c.store).toEqual({ kind: 'memory' });
+    expect(c.store).toEqual({ kind: 'sqlite', file: path.resolve(process.cwd(), 'state', 'keyanchor.db'), synchronous: 'full', busyTimeoutMs: 5000, changePollMs: 500 });
+    expect(c.audit).toEqual({ unauthenticatedWindowSeconds: 60, unauthenticatedMaxSources: 10_000 });
     expect(c.log).toEqual({ level: 'info' });
     expect(c.dev).toEqual({ enabled: false });
     expect(c.server).toEqual({ maxConnections: 4096, maxConnectionsPerSource: 128, shutdownGraceSeconds: 20 });
@@ -348,12 +349,31 @@ describe('paths', () => {
     expect(c.tls).toEqual({ cert: path.join(sub, 'tls', 'server.pem'), key: '/abs/server.key' });
   });
 
-  it('the audit file is under stateDir unless absolute; admin files are relative to the config file', () => {
+  it('the SQLite store file is under stateDir unless absolute; admin files are relative to the config file', () => {
     const file = path.join(dir, 'keyanchor.yaml');
-    expect(parseConfig('stateDir: st\n', { file }).audit).toEqual({ file: path.join(dir, 'st', 'audit.jsonl'), fsync: false });
-    expect(parseConfig('stateDir: st\naudit: { file: logs/a.jsonl }\n', { file }).audit.file).toBe(path.join(dir, 'st', 'logs', 'a.jsonl'));
-    expect(parseConfig('audit: { file: /var/log/ka.jsonl }\n', { file }).audit.file).toBe('/var/log/ka.jsonl');
+    expect(parseConfig('stateDir: st\n', { file }).store).toMatchObject({ kind: 'sqlite', file: path.join(dir, 'st', 'keyanchor.db') });
+    expect(parseConfig('stateDir: st\nstore: { kind: sqlite, file: db/k.db }\n', { file }).store).toMatchObject({ file: path.join(dir, 'st', 'db', 'k.db') });
+    expect(parseConfig('store: { kind: sqlite, file: /var/lib/ka.db }\n', { file }).store).toMatchObject({ file: '/var/lib/ka.db' });
     expect(parseConfig('admin: { enabled: true, mtls: { ca: ca.pem } }\n', { file }).admin).toEqual({ enabled: true, mtls: { ca: path.join(dir, 'ca.pem') } });
+  });
+
+  it('a PostgreSQL store: the password from env or a file, wrapped in a Secret; never in the URL; TLS files relative to the config', () => {
+    const file = path.join(dir, 'keyanchor.yaml');
+    writeFileSync(path.join(dir, 'db-pw'), 'from-a-file\n');
+    const c = parseConfig('store: { kind: postgres, url: "postgres://keyanchor@db:5432/keyanchor", password: { env: KA_DB_PW }, tls: { ca: db-ca.pem } }\n', { file, env: { KA_DB_PW: 'hunter2' } });
+    expect(c.store.kind).toBe('postgres');
+    const pg = c.store as Extract<typeof c.store, { kind: 'postgres' }>;
+    expect(pg.password).toBeInstanceOf(Secret);
+    expect(pg.password!.reveal()).toBe('hunter2');
+    expect(JSON.stringify(c)).not.toContain('hunter2');
+    expect(inspect(c, { depth: 10 })).not.toContain('hunter2');
+    expect(pg).toMatchObject({ url: 'postgres://keyanchor@db:5432/keyanchor', tls: { ca: path.join(dir, 'db-ca.pem') }, pool: { max: 10, acquireTimeoutMs: 2000 }, statementTimeoutMs: 2000 });
+    const fromFile = parseConfig('store: { kind: postgres, url: "postgres://k@db/k", password: { file: db-pw } }\n', { file });
+    expect((fromFile.store as typeof pg).password!.reveal()).toBe('from-a-file');
+    expect(() => parseConfig('store: { kind: postgres, url: "postgres://k:secret@db/k" }\n', { file })).toThrow(/put the password in store\.password/);
+    expect(() => parseConfig('store: { kind: postgres, url: "postgres://k@db/k", password: { env: NOPE } }\n', { file, env: {} })).toThrow(/store\.password: environment variable NOPE is not set/);
+    expect(() => parseConfig('store: { kind: postgres, url: "mysql://k@db/k" }\n', { file })).toThrow(/store\.url/);
+    expect(() => parseConfig('store: { kind: sqlite, url: "postgres://k@db/k" }\n', { file })).toThrow(/unknown key "url"/);
   });
 
   it('a relative --config file name resolves against the cwd first', () => {

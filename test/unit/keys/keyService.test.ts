@@ -1,9 +1,10 @@
 /**
- * KeyService over a real SoftwareCustodian and a real Keystore in a temporary state directory:
- * lifecycle, metadata-only results, crypto-shredding, resolution, and a release that an EC
- * recipient made with jose decrypts (and whose key bytes appear nowhere in the keystore file).
+ * KeyService over a real SoftwareCustodian and a real SQLite state store in a temporary state
+ * directory: lifecycle, metadata-only results, crypto-shredding, resolution, a second store (what
+ * another process sees), and a release that an EC recipient made with jose decrypts (and whose
+ * key bytes appear nowhere in the database files).
  */
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { compactDecrypt, exportJWK, generateKeyPair } from 'jose';
@@ -12,10 +13,10 @@ import { ManualClock } from '../../../src/clock.js';
 import { SoftwareCustodian } from '../../../src/custody/software.js';
 import { loadOrCreateSoftwareKek } from '../../../src/custody/softwareKek.js';
 import { BrokerError } from '../../../src/errors.js';
-import { Keystore } from '../../../src/keys/keystore.js';
 import { KeyService } from '../../../src/keys/keyService.js';
-import { KEYSTORE_FILE, type KeystoreData } from '../../../src/keys/keystoreFile.js';
 import type { RecipientJwk } from '../../../src/protocol.js';
+import { openStore, type StateStore } from '../../../src/store/index.js';
+import { readKeys } from '../../../src/store/keys.js';
 
 const T0 = Date.UTC(2030, 0, 2, 3, 4, 5);
 const ISO0 = new Date(T0).toISOString();
@@ -23,21 +24,35 @@ const ISO0 = new Date(T0).toISOString();
 let stateDir: string;
 let clock: ManualClock;
 let custodian: SoftwareCustodian;
+let store: StateStore;
 let keys: KeyService;
+const stores: StateStore[] = [];
 
-beforeEach(() => {
+const storeConfig = () => ({ kind: 'sqlite' as const, file: path.join(stateDir, 'keyanchor.db'), synchronous: 'full' as const, busyTimeoutMs: 5000, changePollMs: 500 });
+/** Another store on the same file: what another process sees. */
+async function another(c: SoftwareCustodian = custodian): Promise<KeyService> {
+  const s = await openStore(storeConfig(), { clock });
+  stores.push(s);
+  return new KeyService(s, c, clock);
+}
+
+beforeEach(async () => {
   stateDir = mkdtempSync(path.join(tmpdir(), 'keyanchor-keys-'));
   clock = new ManualClock(T0);
   custodian = new SoftwareCustodian(loadOrCreateSoftwareKek(stateDir, { create: true }));
-  keys = new KeyService(new Keystore(stateDir, 'software'), custodian, clock);
+  store = await openStore(storeConfig(), { clock, create: true });
+  stores.push(store);
+  keys = new KeyService(store, custodian, clock);
 });
 afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close();
   await custodian.close();
   rmSync(stateDir, { recursive: true, force: true });
 });
 
-const keystoreText = () => readFileSync(path.join(stateDir, KEYSTORE_FILE), 'utf8');
-const keystoreJson = () => JSON.parse(keystoreText()) as KeystoreData;
+/** Every byte the store keeps on disk (database, WAL). */
+const storeBytes = () => Buffer.concat(readdirSync(stateDir).filter((f) => f.startsWith('keyanchor.db')).map((f) => readFileSync(path.join(stateDir, f))));
+const versionsOf = async (name: string) => (await readKeys(store.read, { names: [name], blobs: true }))[0]!.versions;
 
 async function failure(p: Promise<unknown> | (() => unknown)): Promise<{ status: number; code: string }> {
   let e: unknown;
@@ -69,16 +84,16 @@ describe('create, rotate, list, show', () => {
 
   it('the keystore holds a wrapped blob for each version', async () => {
     await keys.create('team/db', 'alice');
-    const v = keystoreJson().keys['team/db']!.versions[0]!;
+    const v = (await versionsOf('team/db'))[0]!;
     expect(v.wrapped?.alg).toBe('software:A256GCM');
     expect(v.wrapped?.kekId).toBe(custodian.kekId);
-    expect(Buffer.from(v.wrapped!.blob, 'base64')).toHaveLength(12 + 32 + 16);
+    expect(v.wrapped!.blob).toHaveLength(12 + 32 + 16);
   });
 
   it('create twice: key_exists (409)', async () => {
     await keys.create('team/db', 'alice');
     expect(await failure(keys.create('team/db', 'bob'))).toEqual({ status: 409, code: 'key_exists' });
-    expect(keys.show('team/db').createdBy).toBe('alice');
+    expect((await keys.show('team/db')).createdBy).toBe('alice');
   });
 
   it('rotate adds the next version, metadata only', async () => {
@@ -90,7 +105,7 @@ describe('create, rotate, list, show', () => {
       { version: 2, state: 'enabled', createdAt: new Date(T0 + 60_000).toISOString(), createdBy: 'bob' },
     ]);
     expect(JSON.stringify(info)).not.toMatch(/wrapped|blob/);
-    const blobs = keystoreJson().keys['team/db']!.versions.map((v) => v.wrapped!.blob);
+    const blobs = (await versionsOf('team/db')).map((v) => v.wrapped!.blob.toString('hex'));
     expect(new Set(blobs).size).toBe(2);
   });
 
@@ -102,18 +117,18 @@ describe('create, rotate, list, show', () => {
     await keys.create('zeta/k', 'a');
     await keys.create('alpha/k', 'a');
     await keys.rotate('alpha/k', 'a');
-    const list = keys.list();
+    const list = await keys.list();
     expect(list.map((k) => k.name)).toEqual(['alpha/k', 'zeta/k']);
     expect(list[0]!.versions.map((v) => v.version)).toEqual([1, 2]);
     expect(JSON.stringify(list)).not.toMatch(/wrapped|blob/);
-    expect(keys.show('zeta/k')).toEqual(list[1]);
+    expect(await keys.show('zeta/k')).toEqual(list[1]);
     expect(await failure(() => keys.show('team/none'))).toEqual({ status: 404, code: 'key_unknown' });
-    expect(keys.has('alpha/k')).toBe(true);
-    expect(keys.has('team/none')).toBe(false);
+    expect(await keys.has('alpha/k')).toBe(true);
+    expect(await keys.has('team/none')).toBe(false);
   });
 
-  it('an empty keystore lists nothing', () => {
-    expect(keys.list()).toEqual([]);
+  it('an empty keystore lists nothing', async () => {
+    expect(await keys.list()).toEqual([]);
   });
 });
 
@@ -132,7 +147,7 @@ describe('setState', () => {
     });
     const on = await keys.setState('team/db', 1, 'enabled', 'carol');
     expect(on.versions[0]).toMatchObject({ state: 'enabled', changedBy: 'carol' });
-    expect(keystoreJson().keys['team/db']!.versions[0]!.wrapped).toBeDefined();
+    expect((await versionsOf('team/db'))[0]!.wrapped).toBeDefined();
   });
 
   it('to the state it is already in: key_state_invalid (409)', async () => {
@@ -146,7 +161,7 @@ describe('setState', () => {
     for (const to of ['enabled', 'disabled', 'destroyed'] as const) {
       expect(await failure(keys.setState('team/db', 1, to, 'bob'))).toEqual({ status: 409, code: 'key_state_invalid' });
     }
-    expect(keys.show('team/db').versions[0]!.state).toBe('destroyed');
+    expect((await keys.show('team/db')).versions[0]!.state).toBe('destroyed');
   });
 
   it('an unknown key or version: key_unknown (404)', async () => {
@@ -155,17 +170,22 @@ describe('setState', () => {
     expect(await failure(keys.setState('team/db', 2, 'disabled', 'bob'))).toEqual({ status: 404, code: 'key_unknown' });
   });
 
-  it('destroy erases the wrapped blob from the keystore file on disk', async () => {
+  it('destroy erases the wrapped blob from the database files on disk (secure_delete)', async () => {
     await keys.create('team/db', 'alice');
     await keys.rotate('team/db', 'alice');
-    const [b1, b2] = keystoreJson().keys['team/db']!.versions.map((v) => v.wrapped!.blob);
-    expect(keystoreText()).toContain(b1);
+    const [b1, b2] = (await versionsOf('team/db')).map((v) => v.wrapped!.blob);
+    expect(storeBytes().includes(b1!)).toBe(true);
     const info = await keys.setState('team/db', 1, 'destroyed', 'bob');
     expect(info.versions[0]).toMatchObject({ state: 'destroyed', changedBy: 'bob' });
-    const text = keystoreText();
-    expect(text).not.toContain(b1!);
-    expect(text).toContain(b2!);
-    expect(keystoreJson().keys['team/db']!.versions[0]).not.toHaveProperty('wrapped');
+    // The old page images are still in the WAL until a checkpoint writes them back (zeroed).
+    await store.close();
+    stores.splice(stores.indexOf(store), 1);
+    const bytes = storeBytes();
+    expect(bytes.includes(b1!)).toBe(false);
+    expect(bytes.includes(b2!)).toBe(true);
+    store = await openStore(storeConfig(), { clock });
+    stores.push(store);
+    expect((await versionsOf('team/db'))[0]).not.toHaveProperty('wrapped');
   });
 });
 
@@ -177,15 +197,15 @@ describe('resolve', () => {
   });
 
   it('without a version: the newest enabled version', async () => {
-    expect(keys.resolve('team/db').ref).toEqual({ name: 'team/db', version: 3 });
+    expect((await keys.resolve('team/db')).ref).toEqual({ name: 'team/db', version: 3 });
     await keys.setState('team/db', 3, 'disabled', 'a');
-    expect(keys.resolve('team/db').ref.version).toBe(2);
+    expect((await keys.resolve('team/db')).ref.version).toBe(2);
     await keys.setState('team/db', 2, 'destroyed', 'a');
-    expect(keys.resolve('team/db').ref.version).toBe(1);
+    expect((await keys.resolve('team/db')).ref.version).toBe(1);
   });
 
   it('with a version: that version, if enabled', async () => {
-    expect(keys.resolve('team/db', 1).ref).toEqual({ name: 'team/db', version: 1 });
+    expect((await keys.resolve('team/db', 1)).ref).toEqual({ name: 'team/db', version: 1 });
     await keys.setState('team/db', 1, 'disabled', 'a');
     expect(await failure(() => keys.resolve('team/db', 1))).toEqual({ status: 404, code: 'key_unknown' });
     await keys.setState('team/db', 2, 'destroyed', 'a');
@@ -201,7 +221,7 @@ describe('resolve', () => {
 });
 
 describe('releaseTo', () => {
-  it('an EC recipient decrypts a 32-byte key that appears nowhere in the keystore file', async () => {
+  it('an EC recipient decrypts a 32-byte key that appears nowhere in the database files', async () => {
     await keys.create('team/db', 'a');
     await keys.rotate('team/db', 'a');
     const r = await ecRecipient();
@@ -212,10 +232,11 @@ describe('releaseTo', () => {
     const key = Buffer.from(plaintext);
     expect(key).toHaveLength(32);
 
-    const text = keystoreText();
+    const bytes = storeBytes();
+    const text = bytes.toString('latin1');
     for (const encoding of ['base64', 'base64url', 'hex'] as const) expect(text).not.toContain(key.toString(encoding));
     expect(text).not.toContain(key.toString('hex').toUpperCase());
-    expect(readFileSync(path.join(stateDir, KEYSTORE_FILE)).includes(key)).toBe(false);
+    expect(bytes.includes(key)).toBe(false);
 
     // The same version releases the same key; another version a different one.
     const again = Buffer.from((await compactDecrypt((await keys.releaseTo('team/db', 2, r.jwk)).jwe, r.privateKey)).plaintext);
@@ -234,27 +255,62 @@ describe('releaseTo', () => {
 
   it('a custodian with another KEK cannot unwrap: custody_unavailable (503)', async () => {
     await keys.create('team/db', 'a');
-    const stranger = new KeyService(new Keystore(stateDir, 'software'), new SoftwareCustodian(Buffer.alloc(32, 7)), clock);
+    const stranger = await another(new SoftwareCustodian(Buffer.alloc(32, 7)));
     expect(await failure(stranger.releaseTo('team/db', 1, (await ecRecipient()).jwk))).toEqual({ status: 503, code: 'custody_unavailable' });
   });
 
   it('a blob moved to another version fails authentication: custody_unavailable (503)', async () => {
     await keys.create('team/db', 'a');
     await keys.rotate('team/db', 'a');
-    const ks = new Keystore(stateDir, 'software');
-    await ks.update((d) => {
-      const vs = d.keys['team/db']!.versions;
-      vs[1]!.wrapped = { ...vs[0]!.wrapped! };
-    });
+    await store.transaction((tx) => tx.run("UPDATE key_versions SET blob = (SELECT blob FROM key_versions WHERE name = 'team/db' AND version = 1) WHERE name = 'team/db' AND version = 2"));
     expect(await failure(keys.releaseTo('team/db', 2, (await ecRecipient()).jwk))).toEqual({ status: 503, code: 'custody_unavailable' });
   });
 });
 
-describe('the keystore file', () => {
+describe('the store file and other processes', () => {
   it('has mode 0600 after every write', async () => {
     await keys.create('team/db', 'a');
-    expect(statSync(path.join(stateDir, KEYSTORE_FILE)).mode & 0o777).toBe(0o600);
+    expect(statSync(storeConfig().file).mode & 0o777).toBe(0o600);
     await keys.rotate('team/db', 'a');
-    expect(statSync(path.join(stateDir, KEYSTORE_FILE)).mode & 0o777).toBe(0o600);
+    for (const f of readdirSync(stateDir).filter((n) => n.startsWith('keyanchor.db'))) expect(statSync(path.join(stateDir, f)).mode & 0o777, f).toBe(0o600);
+  });
+
+  it('a second store (another process) sees what the first wrote at once, and the other way round', async () => {
+    const b = await another();
+    expect(await b.list()).toEqual([]);
+    await keys.create('team/a', 'x');
+    expect((await b.show('team/a')).versions).toHaveLength(1);
+    await b.rotate('team/a', 'y');
+    expect((await keys.show('team/a')).versions.map((v) => v.createdBy)).toEqual(['x', 'y']);
+    expect((await keys.resolve('team/a')).ref.version).toBe(2);
+  });
+
+  it('concurrent rotations from two stores all land, each with a version of its own', async () => {
+    const b = await another();
+    await keys.create('team/a', 'x');
+    const made = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? b : keys).rotate('team/a', `r${i}`)));
+    const versions = (await keys.show('team/a')).versions;
+    expect(versions.map((v) => v.version)).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
+    expect(new Set(versions.map((v) => v.createdBy))).toEqual(new Set(['x', ...made.map((_, i) => `r${i}`)]));
+    // Every version still unwraps (each blob is bound to its own version).
+    const r = await ecRecipient();
+    for (const v of versions) expect((await keys.releaseTo('team/a', v.version, r.jwk)).version).toBe(v.version);
+  });
+
+  it('concurrent creates of one name from two stores: exactly one wins, the others get key_exists', async () => {
+    const b = await another();
+    const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => (i % 2 ? b : keys).create('team/a', `c${i}`)));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect((r.reason as BrokerError).code).toBe('key_exists');
+  });
+
+  it('a change and its audit record land together: a failing record leaves no change', async () => {
+    await keys.create('team/a', 'x');
+    await store.transaction((tx) => tx.run('ALTER TABLE audit RENAME TO audit_gone'));
+    expect(await failure(keys.rotate('team/a', 'y'))).toEqual({ status: 503, code: 'store_unavailable' });
+    expect(await failure(keys.setState('team/a', 1, 'destroyed', 'y'))).toEqual({ status: 503, code: 'store_unavailable' });
+    await store.transaction((tx) => tx.run('ALTER TABLE audit_gone RENAME TO audit'));
+    expect((await keys.show('team/a')).versions).toEqual([expect.objectContaining({ version: 1, state: 'enabled' })]);
+    expect((await store.read.all('SELECT event FROM audit')).map((r) => r.event)).toEqual(['key.create']);
   });
 });

@@ -15,7 +15,7 @@ import { addSignature } from '../../../src/policy/bundle/sign.js';
 import { rootFromPems, RootError, trustRoot } from '../../../src/policy/bundle/trustRoot.js';
 import { verifyBundle } from '../../../src/policy/bundle/verifyBundle.js';
 import { readPolicyTree } from '../../../src/policy/files.js';
-import { FileHighWater } from '../../../src/policy/highWaterFile.js';
+import { closeHighWaters, SqliteHighWater } from '../../helpers/highWater.js';
 import { formatProblem } from '../../../src/policy/problems.js';
 import { accept, rootOf, signDir, SMALL_POLICY, testKey, writePolicy, type TestKey } from '../../helpers/policyBundles.js';
 
@@ -27,12 +27,15 @@ beforeAll(() => {
   root = mkdtempSync(path.join(tmpdir(), 'keyanchor-bundle-'));
   for (let i = 0; i < 10; i++) K.push(testKey());
 });
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+afterAll(async () => {
+  await closeHighWaters();
+  rmSync(root, { recursive: true, force: true });
+});
 
 function world() {
   const dir = path.join(root, `w${++n}`);
   writePolicy(path.join(dir, 'policy'));
-  return { dir: path.join(dir, 'policy'), hw: new FileHighWater(dir) };
+  return { dir: path.join(dir, 'policy'), hw: new SqliteHighWater(dir) };
 }
 const keys = (ids: number[]) => ids.map((i) => K[i]!);
 
@@ -271,7 +274,7 @@ describe('rollback', () => {
     const w = world();
     signDir(w.dir, { version: 3, keys: keys([0]) });
     const first = await accept(w.dir, rootOf(keys([0]), 1), w.hw);
-    expect((await accept(w.dir, rootOf(keys([0]), 1), new FileHighWater(path.dirname(w.dir)))).manifestSha256).toBe(first.manifestSha256);
+    expect((await accept(w.dir, rootOf(keys([0]), 1), new SqliteHighWater(path.dirname(w.dir)))).manifestSha256).toBe(first.manifestSha256);
   });
 
   it('after a restart the mark still refuses the older bundle (tuf-conformance test_snapshot_rollback)', async () => {
@@ -282,7 +285,7 @@ describe('rollback', () => {
     signDir(w.dir, { version: 2, keys: keys([0]) });
     await accept(w.dir, rootOf(keys([0]), 1), w.hw);
     writeFileSync(path.join(w.dir, BUNDLE_FILE), old);
-    expect((await refusal(accept(w.dir, rootOf(keys([0]), 1), new FileHighWater(path.dirname(w.dir))))).code).toBe('policy_rollback');
+    expect((await refusal(accept(w.dir, rootOf(keys([0]), 1), new SqliteHighWater(path.dirname(w.dir))))).code).toBe('policy_rollback');
   });
 
   it('versions need not be consecutive, unlike TUF roots (go-tuf TestNewRootNonconsecutiveVersion does not apply)', async () => {
@@ -409,9 +412,9 @@ describe('root rotation (python-tuf test_root_rotation cases)', () => {
     signDir(w.dir, { version: 1, keys: keys([1, 2]), root: rootFromPems([K[2]!.publicPem], 1, { version: 2 }) });
     expect((await accept(w.dir, pinned, w.hw)).rotated).toBe(true);
     signDir(w.dir, { version: 2, keys: keys([1]) });
-    expect((await refusal(accept(w.dir, pinned, new FileHighWater(path.dirname(w.dir))))).code).toBe('policy_unknown_signer');
+    expect((await refusal(accept(w.dir, pinned, new SqliteHighWater(path.dirname(w.dir))))).code).toBe('policy_unknown_signer');
     signDir(w.dir, { version: 2, keys: keys([2]) });
-    expect((await accept(w.dir, pinned, new FileHighWater(path.dirname(w.dir)))).rotated).toBe(false);
+    expect((await accept(w.dir, pinned, new SqliteHighWater(path.dirname(w.dir)))).rotated).toBe(false);
   });
 
   it('a new root that is unusable: policy_rotation_invalid', async () => {
@@ -467,7 +470,7 @@ describe('offline root, online signers', () => {
     signDir(w.dir, { version: 2, keys: keys([0, 1]), root: withSigners(3, [6]) });
     await accept(w.dir, pinned(), w.hw);
     signDir(w.dir, { version: 3, keys: keys([5]) });
-    expect((await refusal(accept(w.dir, pinned(), new FileHighWater(path.dirname(w.dir))))).code).toBe('policy_unknown_signer');
+    expect((await refusal(accept(w.dir, pinned(), new SqliteHighWater(path.dirname(w.dir))))).code).toBe('policy_unknown_signer');
     signDir(w.dir, { version: 3, keys: keys([6]) });
     expect((await accept(w.dir, pinned(), w.hw)).signers).toEqual([K[6]!.id]);
   });

@@ -14,7 +14,7 @@ import { ManualClock } from '../../../src/clock.js';
 import { BrokerError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/log.js';
 import { PolicyRefusal } from '../../../src/policy/bundle/refusals.js';
-import { FileHighWater } from '../../../src/policy/highWaterFile.js';
+import { closeHighWaters, SqliteHighWater } from '../../helpers/highWater.js';
 import { loadPolicy } from '../../../src/policy/loadPolicy.js';
 import { PolicyRuntime, PolicyStartError, type RuntimeOptions } from '../../../src/policy/runtime.js';
 import { signDir, SMALL_POLICY, testKey, writePolicy, type TestKey } from '../../helpers/policyBundles.js';
@@ -29,7 +29,10 @@ beforeAll(() => {
   root = mkdtempSync(path.join(tmpdir(), 'keyanchor-runtime-'));
   k1 = testKey();
 });
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+afterAll(async () => {
+  await closeHighWaters();
+  rmSync(root, { recursive: true, force: true });
+});
 
 function setup(o: { signed?: boolean; inProcess?: boolean } = {}) {
   const base = path.join(root, `r${++n}`);
@@ -45,7 +48,7 @@ function setup(o: { signed?: boolean; inProcess?: boolean } = {}) {
     vars: {},
     ...(o.signed ? { root: { keys: [rootKey], threshold: 1 } } : {}),
     requireSigned: false,
-    highWater: new FileHighWater(base),
+    highWater: new SqliteHighWater(base),
     clock,
     log,
     ...(o.inProcess ? { load: async (r) => loadPolicy(r) } : {}),
@@ -196,6 +199,6 @@ describe('rollback across restarts', () => {
     await rt.reload('sighup');
     writeFileSync(path.join(s.dir, 'policy.dsse'), v1);
     expect(await rt.reload('sighup')).toMatchObject({ outcome: 'refused', code: 'policy_rollback' });
-    await expect(PolicyRuntime.start({ ...s.opts, highWater: new FileHighWater(s.base) })).rejects.toMatchObject({ code: 'policy_rollback' });
+    await expect(PolicyRuntime.start({ ...s.opts, highWater: new SqliteHighWater(s.base) })).rejects.toMatchObject({ code: 'policy_rollback' });
   });
 });

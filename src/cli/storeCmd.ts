@@ -1,0 +1,62 @@
+import { Command } from 'commander';
+import { systemClock } from '../clock.js';
+import { META, getMeta } from '../store/meta.js';
+import { migrate } from '../store/migrate.js';
+import { SCHEMA_VERSION } from '../store/migrations.js';
+import { openDriver, storeWhere } from '../store/index.js';
+import { schemaVersion } from '../store/migrate.js';
+import { configFrom, EXIT, fail, reportConfigError } from './context.js';
+import type { Config } from '../config.js';
+
+function config(cmd: Command): Config {
+  try {
+    return configFrom(cmd);
+  } catch (e) {
+    reportConfigError(e);
+  }
+}
+
+const failWith = (e: unknown): never => {
+  const code = (e as { code?: unknown }).code;
+  fail(`${typeof code === 'string' ? `${code}: ` : ''}${e instanceof Error ? e.message : String(e)}`, EXIT.failure);
+};
+
+export function storeCommand(): Command {
+  const store = new Command('store').description('the state store (SQLite file or PostgreSQL database)');
+  store
+    .command('migrate')
+    .description('bring the store to the schema this keyanchor knows (idempotent; creates a SQLite file if needed)')
+    .action(async (_o: unknown, cmd: Command) => {
+      const c = config(cmd);
+      try {
+        const driver = await openDriver(c.store, { clock: systemClock, create: true });
+        try {
+          const { from, to } = await migrate(driver);
+          process.stdout.write(from === to ? `${storeWhere(c.store)}: schema ${to}, up to date\n` : `${storeWhere(c.store)}: schema ${from} → ${to}\n`);
+        } finally {
+          await driver.close();
+        }
+      } catch (e) {
+        failWith(e);
+      }
+    });
+  store
+    .command('status')
+    .description('the store\'s kind, schema version and KEK identity')
+    .action(async (_o: unknown, cmd: Command) => {
+      const c = config(cmd);
+      try {
+        const driver = await openDriver(c.store, { clock: systemClock });
+        try {
+          const v = await schemaVersion(driver.reader);
+          const kekId = v > 0 ? await getMeta(driver.reader, META.kekId) : undefined;
+          process.stdout.write(JSON.stringify({ kind: c.store.kind, where: storeWhere(c.store), schema: v, knows: SCHEMA_VERSION, kekId: kekId ?? null }, null, 2) + '\n');
+        } finally {
+          await driver.close();
+        }
+      } catch (e) {
+        failWith(e);
+      }
+    });
+  return store;
+}
