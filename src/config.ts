@@ -6,15 +6,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { Secret } from './secret.js';
+import { resolveSecret, SecretRef } from './secretRef.js';
 import { locateIssues } from './schemaProblems.js';
 import { formatPath, parseYamlSource } from './yamlSource.js';
 
 const Port = z.number().int().min(0).max(65535);
-
-const SecretRef = z.union([
-  z.strictObject({ env: z.string().min(1) }),
-  z.strictObject({ file: z.string().min(1) }),
-]);
 
 const SoftwareCustody = z.strictObject({ kind: z.literal('software') });
 const Pkcs11Custody = z.strictObject({
@@ -204,20 +200,6 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, problems
       if (!/^\d{1,5}$/.test(v)) problems.push(`${name}: not a port number`);
       else target[leaf] = Number(v);
     } else target[leaf] = v;
-  }
-}
-
-function resolveSecret(ref: z.infer<typeof SecretRef>, env: NodeJS.ProcessEnv, where: string, baseDir: string, problems: string[]): Secret {
-  if ('env' in ref) {
-    const v = env[ref.env];
-    if (!v) problems.push(`${where}: environment variable ${ref.env} is not set`);
-    return new Secret(v ?? '');
-  }
-  try {
-    return new Secret(readFileSync(path.resolve(baseDir, ref.file), 'utf8').trim());
-  } catch (e) {
-    problems.push(`${where}: cannot read the file ${ref.file} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
-    return new Secret('');
   }
 }
 
