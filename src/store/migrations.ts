@@ -56,6 +56,11 @@ export const MIGRATIONS: readonly Migration[] = [
       `INSERT INTO changes (topic, counter) VALUES ('keys', 0), ('suspensions', 0), ('policy', 0)`,
     ],
   },
+  {
+    version: 2,
+    what: 'suspensions by subject, for their history (keyanchor suspend show)',
+    sql: () => [`CREATE INDEX suspensions_subject ON suspensions (subject, created_at)`],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
