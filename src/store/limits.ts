@@ -1,7 +1,8 @@
 /**
  * Rate-limit windows: the GCRA decision of limits/gcra.ts, run inside the transaction over the
  * windows' stored state. All windows are read (and locked, with PostgreSQL) first, in key order so
- * concurrent transactions cannot deadlock; then either every window is charged or none is.
+ * concurrent transactions cannot deadlock; then either every window is charged or none is. Three
+ * statements whatever the number of windows: make the rows exist, read and lock them, write them.
  */
 import { gcra, type GcraDecision, type LimitWindow } from '../limits/gcra.js';
 import type { TxSql } from './sql.js';
@@ -16,9 +17,12 @@ export async function chargeLimits(tx: TxSql, windows: readonly LimitWindow[], n
   const stored = new Map(rows.map((r) => [String(r.window_key), num(r.tat)]));
   const decision = gcra(windows, stored, now, cost);
   if (decision.allowed) {
-    for (const [key, tat] of [...decision.tats].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      await tx.run('UPDATE limit_windows SET tat = $2 WHERE window_key = $1', [key, tat]);
-    }
+    // Every window's new TAT in one statement (the rows exist and are locked: this only updates them).
+    const tats = [...decision.tats].sort(([a], [b]) => (a < b ? -1 : 1));
+    await tx.run(
+      `INSERT INTO limit_windows (window_key, tat) VALUES ${valuesList(tats.length, 2)} ON CONFLICT (window_key) DO UPDATE SET tat = excluded.tat`,
+      tats.flat(),
+    );
   }
   return decision;
 }
