@@ -9,10 +9,13 @@ import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import type { Express } from 'express';
 import { Webhook } from 'standardwebhooks';
-import { issueCertificate, type Issued } from '../../src/pki.js';
+import request from 'supertest';
+import type { Clock } from '../../src/clock.js';
+import { issueCertificate, toX5c, type Issued } from '../../src/pki.js';
 import type { Sql } from '../../src/store/sql.js';
-import type { World } from './world.js';
+import { IMG_KEY, makeEvidence, type World } from './world.js';
 
 /** Writes (or replaces) `controls.yaml` in the world's policy directory. */
 export function writeControls(w: World, text: string): void {
@@ -78,4 +81,34 @@ export async function webhookReceiver(): Promise<Receiver> {
 export async function recordsOf(sql: Sql, event: string): Promise<Array<Record<string, unknown>>> {
   const rows = await sql.all('SELECT body FROM audit WHERE event = $1 ORDER BY at, chain_id, seq', [event]);
   return rows.map((r) => JSON.parse(String(r.body)) as Record<string, unknown>);
+}
+
+/** The world's two services: `app` (signed by the publisher, key APP_KEY) and `pinned` (a pinned digest in an image, IMG_KEY). */
+export type Service = 'app' | 'pinned';
+
+export interface Answer {
+  status: number;
+  code?: string;
+  retryAfter?: string;
+}
+
+/** Attestations through `app()` (the assembled broker's app, which a restart replaces) for `world()` (made in beforeAll), at the clock's time. */
+export function attester(app: () => Express, world: () => World, clock: Clock) {
+  const attest = async (who: Service = 'app', node?: Issued): Promise<Answer> => {
+    const w = world();
+    const n = (await request(app()).post('/v1/challenge').send({}).expect(200)).body.nonce as string;
+    const iat = Math.floor(clock.now() / 1000);
+    const signer = node ? { signer: node, chain: toX5c(node) } : {};
+    const ev = who === 'app'
+      ? await makeEvidence(w, { nonce: n, iat, ...signer })
+      : await makeEvidence(w, { nonce: n, iat, binary: { sha256: w.pinnedSha256, sigs: [] }, image: { digest: w.imageDigest }, keys: [{ name: IMG_KEY }], ...signer });
+    const r = await request(app()).post('/v1/attest').set('content-type', 'application/json').send(JSON.stringify({ evidence: ev.compact }));
+    return { status: r.status, ...(r.body.code ? { code: r.body.code as string } : {}), ...(r.headers['retry-after'] ? { retryAfter: r.headers['retry-after'] as string } : {}) };
+  };
+  const times = async (n: number, who: Service = 'app', node?: Issued): Promise<Answer[]> => {
+    const out: Answer[] = [];
+    for (let i = 0; i < n; i++) out.push(await attest(who, node));
+    return out;
+  };
+  return { attest, times };
 }

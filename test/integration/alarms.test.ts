@@ -18,8 +18,8 @@ import { parseConfig } from '../../src/config.js';
 import type { Issued } from '../../src/pki.js';
 import { toX5c } from '../../src/pki.js';
 import { activeSuspensions } from '../../src/store/suspensions.js';
-import { recordsOf, webhookReceiver, writeControls, zoneNode, type Receiver } from '../helpers/controls.js';
-import { APP_KEY, IMG_KEY, makeEvidence, makeWorld, type World } from '../helpers/world.js';
+import { attester, recordsOf, webhookReceiver, writeControls, zoneNode, type Receiver } from '../helpers/controls.js';
+import { APP_KEY, IMG_KEY, makeWorld, type World } from '../helpers/world.js';
 
 let w: World;
 let b: Assembled;
@@ -81,24 +81,9 @@ afterAll(async () => {
   w?.cleanup();
 });
 
-type Who = 'app' | 'pinned';
-async function attest(who: Who = 'app', node?: Issued): Promise<{ status: number; code?: string }> {
-  const n = (await request(app).post('/v1/challenge').send({}).expect(200)).body.nonce as string;
-  const iat = Math.floor(clock.now() / 1000);
-  const signer = node ? { signer: node, chain: toX5c(node) } : {};
-  const ev = who === 'app'
-    ? await makeEvidence(w, { nonce: n, iat, ...signer })
-    : await makeEvidence(w, { nonce: n, iat, binary: { sha256: w.pinnedSha256, sigs: [] }, image: { digest: w.imageDigest }, keys: [{ name: IMG_KEY }], ...signer });
-  const r = await request(app).post('/v1/attest').set('content-type', 'application/json').send(JSON.stringify({ evidence: ev.compact }));
-  return { status: r.status, ...(r.body.code ? { code: r.body.code as string } : {}) };
-}
+const { attest, times } = attester(() => app, () => w, clock);
 const OK = { status: 200 };
 const SUSPENDED = { status: 403, code: 'suspended' };
-async function times(n: number, who: Who = 'app', node?: Issued) {
-  const out = [];
-  for (let i = 0; i < n; i++) out.push(await attest(who, node));
-  return out;
-}
 const nextMinute = () => clock.set(Math.floor(clock.now() / 60_000) * 60_000 + 60_000);
 const suspended = async () => (await activeSuspensions(b.store.read)).map((s) => s.subject).sort();
 
@@ -145,7 +130,7 @@ describe('alarms', () => {
   it('a refusal alarm per node suspends the node that is refused, not the others', async () => {
     nextMinute();
     // node-3 is limited to 1 an hour: its 2nd, 3rd and 4th attempts are refused; the 3rd refusal is over the threshold of 2.
-    expect(await times(4, 'pinned', node3)).toEqual([OK, { status: 429, code: 'rate_limited' }, { status: 429, code: 'rate_limited' }, { status: 429, code: 'rate_limited' }]);
+    expect(await times(4, 'pinned', node3)).toEqual([OK, { status: 429, code: 'rate_limited', retryAfter: '3600' }, { status: 429, code: 'rate_limited', retryAfter: '3600' }, { status: 429, code: 'rate_limited', retryAfter: '3600' }]);
     expect(await attest('pinned', node3)).toEqual(SUSPENDED);
     expect(await attest('pinned', node2)).toEqual(OK);
     expect(await suspended()).toEqual(['node:spiffe://test/zone/z1/node-3', 'software:app']);

@@ -11,9 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assembleBroker, type Assembled } from '../../src/broker.js';
 import { ManualClock } from '../../src/clock.js';
 import type { Issued } from '../../src/pki.js';
-import { toX5c } from '../../src/pki.js';
-import { recordsOf, writeControls, zoneNode } from '../helpers/controls.js';
-import { APP_KEY, IMG_KEY, makeEvidence, makeWorld, type World } from '../helpers/world.js';
+import { attester, recordsOf, writeControls, zoneNode } from '../helpers/controls.js';
+import { APP_KEY, IMG_KEY, makeWorld, type World } from '../helpers/world.js';
 
 let w: World;
 let b: Assembled;
@@ -40,26 +39,10 @@ async function controls(text: string): Promise<void> {
   expect((await b.reloadPolicy()).outcome).toBe('loaded');
 }
 
-type Who = 'app' | 'pinned';
-/** One attestation now: `app` (signed by the publisher, key APP_KEY) or `pinned` (pinned digest in an image, IMG_KEY), from node-1 or another node. */
-async function attest(who: Who = 'app', node?: Issued): Promise<{ status: number; code?: string; retryAfter?: string }> {
-  const n = (await request(app).post('/v1/challenge').send({}).expect(200)).body.nonce as string;
-  const iat = Math.floor(clock.now() / 1000);
-  const signer = node ? { signer: node, chain: toX5c(node) } : {};
-  const ev = who === 'app'
-    ? await makeEvidence(w, { nonce: n, iat, ...signer })
-    : await makeEvidence(w, { nonce: n, iat, binary: { sha256: w.pinnedSha256, sigs: [] }, image: { digest: w.imageDigest }, keys: [{ name: IMG_KEY }], ...signer });
-  const r = await request(app).post('/v1/attest').set('content-type', 'application/json').send(JSON.stringify({ evidence: ev.compact }));
-  return { status: r.status, ...(r.body.code ? { code: r.body.code as string } : {}), ...(r.headers['retry-after'] ? { retryAfter: r.headers['retry-after'] as string } : {}) };
-}
+const { attest, times } = attester(() => app, () => w, clock);
 const OK = { status: 200 };
 const limited = (retryAfter: number) => ({ status: 429, code: 'rate_limited', retryAfter: String(retryAfter) });
 
-async function times(n: number, who: Who = 'app', node?: Issued) {
-  const out = [];
-  for (let i = 0; i < n; i++) out.push(await attest(who, node));
-  return out;
-}
 
 /** The limit named in the last rate_limited refusal record. */
 async function lastLimit(): Promise<unknown> {
