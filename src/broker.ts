@@ -42,6 +42,8 @@ export interface Broker {
   url: string;
   /** Paths of the TLS CA the agent should trust, when the broker made a dev CA. */
   tlsCa?: string;
+  /** Where `GET /metrics` is served when `metrics.listen` gives it a listener of its own. */
+  metricsUrl?: string;
   reloadPolicy(): Promise<ReloadOutcome>;
   /** What SIGHUP does: reload the policy, the TLS certificate and key, and the admin JWKS file. Each keeps its old version on failure. */
   reload(): Promise<{ policy: boolean; tls: boolean; jwks: boolean }>;
@@ -82,6 +84,8 @@ export interface Assembled {
   policy: PolicyRuntime;
   metrics: BrokerMetrics;
   suspensions: SuspensionService;
+  /** Attestations being decided now (the cap of server.maxAttestationsInFlight). */
+  inFlight: InFlight;
   reloadPolicy(): Promise<ReloadOutcome>;
   /** Re-reads the admin API's JWKS file; throws ConfigError and keeps the keys in force when it is bad. */
   reloadJwks(): void;
@@ -183,6 +187,7 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
       policy,
       metrics,
       suspensions,
+      inFlight,
       reloadPolicy: () => policy.reload('sighup'),
       reloadJwks: () => adminAuth?.reload(),
       close: () => closeAll(stop),
@@ -264,6 +269,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   return {
     url: server.url,
     ...(b.tlsCa ? { tlsCa: b.tlsCa } : {}),
+    ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
     reloadPolicy: b.reloadPolicy,
     reload: async () => {
       const tls = server.reloadTls();
