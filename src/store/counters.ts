@@ -4,7 +4,7 @@
  * of its period in epoch milliseconds, so one purge by time serves every period length.
  */
 import type { Sql, TxSql } from './sql.js';
-import { num, valuesList } from './sql.js';
+import { inList, num, serialised, valuesList } from './sql.js';
 
 export interface CounterAdd {
   key: string;
@@ -19,14 +19,25 @@ export async function addCounters(tx: TxSql, adds: readonly CounterAdd[]): Promi
 }
 
 /**
- * Adds like addCounters and returns each counter's count after the addition, in the same
- * statement. The row is locked by the addition until the transaction ends, so of the transactions
- * that add 1 to a counter exactly one sees any given count: the one that crosses a threshold.
+ * Adds like addCounters and returns each counter's count after the addition. The row stays locked
+ * by the addition until the transaction ends (with SQLite, the whole database is), so of the
+ * transactions that add 1 to a counter exactly one sees any given count: the one that crosses a
+ * threshold. PostgreSQL returns the counts from the addition itself; SQLite, whose RETURNING
+ * costs more than a second statement, reads them back.
  */
 export async function addCountersReturning(tx: TxSql, adds: readonly CounterAdd[]): Promise<Array<{ key: string; bucket: number; count: number }>> {
   if (adds.length === 0) return [];
   const rows = merge(adds);
-  const out = await tx.all(`${upsert(rows.length)} RETURNING counter_key, bucket, count`, rows.flatMap((r) => [r.key, r.bucket, r.n]));
+  const params = rows.flatMap((r) => [r.key, r.bucket, r.n]);
+  let out;
+  if (serialised(tx.dialect)) {
+    await tx.run(upsert(rows.length), params);
+    const keys = [...new Set(rows.map((r) => r.key))];
+    const buckets = [...new Set(rows.map((r) => r.bucket))];
+    const wanted = new Set(rows.map((r) => `${r.bucket}\u0000${r.key}`));
+    out = (await tx.all(`SELECT counter_key, bucket, count FROM counters WHERE counter_key IN (${inList(keys.length)}) AND bucket IN (${inList(buckets.length, keys.length)})`, [...keys, ...buckets]))
+      .filter((r) => wanted.has(`${num(r.bucket)}\u0000${String(r.counter_key)}`));
+  } else out = await tx.all(`${upsert(rows.length)} RETURNING counter_key, bucket, count`, params);
   return out.map((r) => ({ key: String(r.counter_key), bucket: num(r.bucket), count: num(r.count) }));
 }
 

@@ -58,8 +58,8 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 2,
-    what: 'suspensions by subject, for their history (keyanchor suspend show)',
-    sql: () => [`CREATE INDEX suspensions_subject ON suspensions (subject, created_at)`],
+    what: 'suspensions by subject, for their history (keyanchor suspend show); limit windows without an index on their TAT, which every charge rewrote (the purge scans the small table instead, and PostgreSQL can update a window in place)',
+    sql: () => [`CREATE INDEX suspensions_subject ON suspensions (subject, created_at)`, `DROP INDEX limit_windows_tat`],
   },
 ];
 
