@@ -140,8 +140,10 @@ export async function attestAndRelease(deps: ReleaseDeps, evidence: unknown, att
     }));
   } catch (e) {
     const err = asBrokerError(e);
-    if (err.code === 'store_unavailable') throw err; // nothing can be recorded either: no second wait
-    throw await recordRefusal(deps, controls, claims, attempt, trail, subjects, err, now);
+    // A store that failed cannot record the refusal either: no second wait.
+    const answer = err.code === 'store_unavailable' ? err : await recordRefusal(deps, controls, claims, attempt, trail, subjects, err, now);
+    deps.observe.refused(answer.code, subjects.zones, answer.code === 'rate_limited' ? trail.limit : undefined);
+    throw answer;
   }
   deps.announce(fired);
 
@@ -152,7 +154,9 @@ export async function attestAndRelease(deps: ReleaseDeps, evidence: unknown, att
     deps.observe.released(subjects.zones);
     return { keys, trail: { ...trail, released: keys.map((k) => `${k.name}@${k.version}`) } };
   } catch (e) {
-    throw await recordCustodyFailure(deps, attempt, asBrokerError(e));
+    const err = await recordCustodyFailure(deps, attempt, asBrokerError(e));
+    deps.observe.refused(err.code, subjects.zones);
+    throw err;
   }
 }
 
@@ -225,7 +229,6 @@ async function recordRefusal(deps: ReleaseDeps, controls: Controls, claims: Nonc
     return storeUnavailable(e, `recording the refusal ${err.code}`);
   }
   deps.announce(fired);
-  deps.observe.refused(answer.code, subjects.zones, answer.code === 'rate_limited' ? trail.limit : undefined);
   return answer;
 }
 
