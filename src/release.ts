@@ -17,15 +17,15 @@
  *   9. suspended  the node is not on the policy's deny-list, and neither it nor its zones, the
  *                 software entries or the keys are suspended (an in-memory set; no store query)
  *  10. commit     ONE store transaction: consume the nonce, read the key versions, charge every
- *                 rate-limit window that covers the request (all of them or none), count the
- *                 release for the statistics and the alarms (firing those it takes over their
- *                 threshold), write the audit record
+ *                 rate-limit window that covers the request (all of them or none) and count the
+ *                 release for the alarms, count it for the statistics, fire the alarms it took
+ *                 over their threshold, write the audit record
  *  11. release    only after the commit: each key is re-encrypted by custody to the agent's key
  */
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Announce } from './alarms/announce.js';
-import { countForAlarms, type FiredAlarm } from './alarms/evaluate.js';
+import { counterAdds, countForAlarms, fireCrossed, type FiredAlarm } from './alarms/evaluate.js';
 import type { Clock } from './clock.js';
 import { parseEvidence, verifyEvidenceSignature, type ParsedEvidence } from './attestation/evidence.js';
 import { parseChain, verifyNodeChain } from './attestation/nodeChain.js';
@@ -37,6 +37,7 @@ import type { KeyCustodian } from './custody/custodian.js';
 import { validateRecipient } from './custody/recipient.js';
 import { asBrokerError, BrokerError } from './errors.js';
 import { controlsOf, limitOfWindow, type Controls, type RequestSubjects } from './limits/controls.js';
+import type { GcraDecision } from './limits/gcra.js';
 import { selectorSubject } from './limits/nodes.js';
 import type { SuspensionCheck } from './limits/suspensionSet.js';
 import type { BrokerMetrics } from './metrics/brokerMetrics.js';
@@ -47,7 +48,7 @@ import type { ReleasedKey } from './protocol.js';
 import { appendAudit } from './store/audit.js';
 import { addCounters } from './store/counters.js';
 import { countRelease, resolveVersions, type StoredVersion } from './store/keys.js';
-import { chargeLimits } from './store/limits.js';
+import { chargeAndCount } from './store/controls.js';
 import type { TxSql } from './store/sql.js';
 import { storeUnavailable, type StateStore } from './store/stateStore.js';
 
@@ -132,9 +133,11 @@ export async function attestAndRelease(deps: ReleaseDeps, evidence: unknown, att
     ({ versions, fired } = await deps.store.transaction(async (tx) => { // 10
       await deps.nonces.consume(tx, claims);
       const toRelease = await keysToRelease(tx, decision);
-      await chargeLimits(tx, controls.windowsFor(subjects), now).then((d) => refuseIfLimited(d, trail));
+      const alarmCounts = controls.alarmCounts('releases', subjects, now);
+      const charged = await chargeAndCount(tx, controls.windowsFor(subjects), counterAdds(alarmCounts), now);
+      refuseIfLimited(charged.limits, trail);
       await countRelease(tx, toRelease.map((k) => ({ name: k.name, version: k.version.version })), iso(now), nodeName(node), decision.software);
-      const fired = await countForAlarms(tx, controls.alarmCounts('releases', subjects, now), now, attempt.requestId);
+      const fired = await fireCrossed(tx, alarmCounts, charged.counts, now, attempt.requestId);
       await appendAudit(tx, { event: 'release', requestId: attempt.requestId, ...trail, released: toRelease.map((k) => `${k.name}@${k.version.version}`) }, now);
       return { versions: toRelease, fired };
     }));
@@ -196,7 +199,7 @@ function refuseIfSuspended(deps: ReleaseDeps, controls: Controls, s: RequestSubj
 }
 
 /** A window refused: 429 with the exact wait of the window that frees up last (whole seconds, rounded up). */
-function refuseIfLimited(d: Awaited<ReturnType<typeof chargeLimits>>, trail: Trail): void {
+function refuseIfLimited(d: GcraDecision, trail: Trail): void {
   if (d.allowed) return;
   trail.limit = limitOfWindow(d.key);
   throw new BrokerError('rate_limited', `limit ${d.key}`, { retryAfterSeconds: Math.max(1, Math.ceil(d.retryAfterMs / 1000)) });

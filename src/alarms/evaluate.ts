@@ -36,9 +36,17 @@ export interface FiredAlarm {
   requestId: string;
 }
 
+/** Adds 1 to each alarm count and fires the alarms that crossed (a refusal's counts; a release's go through store/controls.ts). */
 export async function countForAlarms(tx: TxSql, counts: readonly AlarmCount[], now: number, requestId: string): Promise<FiredAlarm[]> {
   if (counts.length === 0) return [];
-  const after = await addCountersReturning(tx, counts.map((c) => ({ key: c.counterKey, bucket: c.bucket })));
+  return fireCrossed(tx, counts, await addCountersReturning(tx, counterAdds(counts)), now, requestId);
+}
+
+/** The counter additions of these alarm counts. */
+export const counterAdds = (counts: readonly AlarmCount[]) => counts.map((c) => ({ key: c.counterKey, bucket: c.bucket }));
+
+/** Given the counts after the addition, fires each alarm whose period has just gone over its threshold and whose M of N breach. */
+export async function fireCrossed(tx: TxSql, counts: readonly AlarmCount[], after: ReadonlyArray<{ key: string; bucket: number; count: number }>, now: number, requestId: string): Promise<FiredAlarm[]> {
   const fired: FiredAlarm[] = [];
   for (const c of counts) {
     const count = after.find((r) => r.key === c.counterKey && r.bucket === c.bucket)?.count;

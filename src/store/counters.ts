@@ -4,7 +4,7 @@
  * of its period in epoch milliseconds, so one purge by time serves every period length.
  */
 import type { Sql, TxSql } from './sql.js';
-import { inList, num, serialised, valuesList } from './sql.js';
+import { num, serialised, valuesList } from './sql.js';
 
 export interface CounterAdd {
   key: string;
@@ -14,7 +14,7 @@ export interface CounterAdd {
 
 export async function addCounters(tx: TxSql, adds: readonly CounterAdd[]): Promise<void> {
   if (adds.length === 0) return;
-  const rows = merge(adds);
+  const rows = mergeCounts(adds);
   await tx.run(upsert(rows.length), rows.flatMap((r) => [r.key, r.bucket, r.n]));
 }
 
@@ -27,22 +27,19 @@ export async function addCounters(tx: TxSql, adds: readonly CounterAdd[]): Promi
  */
 export async function addCountersReturning(tx: TxSql, adds: readonly CounterAdd[]): Promise<Array<{ key: string; bucket: number; count: number }>> {
   if (adds.length === 0) return [];
-  const rows = merge(adds);
+  const rows = mergeCounts(adds);
   const params = rows.flatMap((r) => [r.key, r.bucket, r.n]);
   let out;
   if (serialised(tx.dialect)) {
     await tx.run(upsert(rows.length), params);
-    const keys = [...new Set(rows.map((r) => r.key))];
-    const buckets = [...new Set(rows.map((r) => r.bucket))];
-    const wanted = new Set(rows.map((r) => `${r.bucket}\u0000${r.key}`));
-    out = (await tx.all(`SELECT counter_key, bucket, count FROM counters WHERE counter_key IN (${inList(keys.length)}) AND bucket IN (${inList(buckets.length, keys.length)})`, [...keys, ...buckets]))
-      .filter((r) => wanted.has(`${num(r.bucket)}\u0000${String(r.counter_key)}`));
+    const which = rows.map((_, i) => `(counter_key = $${2 * i + 1} AND bucket = $${2 * i + 2})`).join(' OR ');
+    out = await tx.all(`SELECT counter_key, bucket, count FROM counters WHERE ${which}`, rows.flatMap((r) => [r.key, r.bucket]));
   } else out = await tx.all(`${upsert(rows.length)} RETURNING counter_key, bucket, count`, params);
   return out.map((r) => ({ key: String(r.counter_key), bucket: num(r.bucket), count: num(r.count) }));
 }
 
 /** One row per (key, bucket), in key order: an upsert may not touch a row twice, and a fixed order cannot deadlock. */
-function merge(adds: readonly CounterAdd[]): Array<CounterAdd & { n: number }> {
+export function mergeCounts(adds: readonly CounterAdd[]): Array<CounterAdd & { n: number }> {
   const merged = new Map<string, CounterAdd & { n: number }>();
   for (const a of adds) {
     const id = `${a.bucket}\u0000${a.key}`;
@@ -53,9 +50,15 @@ function merge(adds: readonly CounterAdd[]): Array<CounterAdd & { n: number }> {
   return [...merged.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.bucket - b.bucket));
 }
 
-const upsert = (rows: number) =>
-  `INSERT INTO counters (counter_key, bucket, count) VALUES ${valuesList(rows, 3)}
-     ON CONFLICT (counter_key, bucket) DO UPDATE SET count = counters.count + excluded.count`;
+const upserts = new Map<number, string>();
+const upsert = (rows: number): string => {
+  let t = upserts.get(rows);
+  if (t === undefined) {
+    t = `INSERT INTO counters (counter_key, bucket, count) VALUES ${valuesList(rows, 3)} ON CONFLICT (counter_key, bucket) DO UPDATE SET count = counters.count + excluded.count`;
+    upserts.set(rows, t);
+  }
+  return t;
+};
 
 /** Counts of `key` for buckets in [from, to], ascending; buckets never added to are absent. */
 export async function readCounters(sql: Sql, key: string, from: number, to: number): Promise<Array<{ bucket: number; count: number }>> {

@@ -13,20 +13,15 @@
  *   clients that stop when suspended (as attest-agent does: exit 51, no retry) and once with
  *   clients that keep hammering after the cut-off.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { systemClock } from '../../src/clock.js';
-import { SuspensionSet } from '../../src/limits/suspensionSet.js';
-import { openStore } from '../../src/store/index.js';
-import { activeSuspensions, suspend } from '../../src/store/suspensions.js';
 import { runKeyanchor } from '../helpers/processes.js';
 import { APP_KEY, IMG_KEY, MISSING_KEY, sha256hex, type World } from '../helpers/world.js';
 import type { BenchFiles } from './benchFiles.js';
 import { startBenchBroker, type BenchBroker } from './brokerProcess.js';
 import { startLoadGenerator, warmUp, type LoadGenerator, type PhaseFigures } from './loadDriver.js';
+import { attributionLine, suspensionCheckLine } from './controlsShare.js';
 import { load } from './report.js';
 import { fmt, median } from './stats.js';
 
@@ -52,6 +47,7 @@ export async function benchControls(o: ControlsBench): Promise<string[]> {
   const steadyLg = await startLoadGenerator({ ca: o.files.ca, nodeCert: o.files.nodeCert, nodeKey: o.files.nodeKey, program: dirs.steady, key: STEADY_KEY, msPerTick: o.msPerTick });
   try {
     const overhead = await benchOverhead(o, dirs);
+    o.say(await attributionLine(o.quick, twentyLimitsTenAlarms()));
     o.say(await suspensionCheckLine());
     const flood = await benchFlood(o, dirs, steadyLg);
     const verdict = (met: boolean) => (met ? 'met' : 'NOT MET');
@@ -97,7 +93,7 @@ function policyDirs(w: World): PolicyDirs {
 }
 
 /** 20 limits and 10 alarms; the bench's release (app, node-1, zone z1, APP_KEY) is covered by 5 limits (9 windows) and 3 release alarms. */
-function twentyLimitsTenAlarms(): string {
+export function twentyLimitsTenAlarms(): string {
   const BIG = '1000000/s';
   const limit = (name: string, subject: string, windows: string[]) => `  - name: ${name}\n    ${subject}\n    windows: [${windows.map((x) => `"${x}"`).join(', ')}]\n`;
   const alarm = (name: string, measure: string, subject: string) => `  - name: ${name}\n    measure: ${measure}\n    ${subject}\n    period: 1m\n    threshold: 1000000000\n    action: suspend\n`;
@@ -164,33 +160,6 @@ async function benchOverhead(o: ControlsBench, dirs: PolicyDirs): Promise<{ cpuP
     return { cpuPct, p50Ms: p50On - p50Off };
   } finally {
     await Promise.all(Object.values(brokers).map((b) => b.stop()));
-  }
-}
-
-/** What the release path saves by keeping the suspensions in memory: one check, against the query it would otherwise make. */
-async function suspensionCheckLine(): Promise<string> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'keyanchor-bench-susp-'));
-  const store = await openStore({ kind: 'sqlite', file: path.join(dir, 's.db'), synchronous: 'normal', busyTimeoutMs: 5000, changePollMs: 500 }, { clock: systemClock, create: true });
-  try {
-    await store.transaction(async (tx) => {
-      for (let i = 0; i < 100; i++) await suspend(tx, { subject: `node:spiffe://bench/node-${i}`, reason: 'bench', figures: {}, createdBy: 'bench', createdAt: i });
-    });
-    const set = new SuspensionSet(store, () => undefined);
-    await set.start();
-    const req = { node: { nodeCA: 'ca', subject: 'CN=n', sanUris: ['spiffe://test/zone/z1/node-1'], fingerprint: 'ab'.repeat(32), serial: '1f' }, zones: ['z1'], software: ['app'], keys: [APP_KEY] };
-    const N = 200_000;
-    let t = performance.now();
-    for (let i = 0; i < N; i++) if (set.suspendedOf(req)) throw new Error('not suspended');
-    const memUs = ((performance.now() - t) * 1000) / N;
-    const Q = 2000;
-    t = performance.now();
-    for (let i = 0; i < Q; i++) await activeSuspensions(store.read);
-    const queryUs = ((performance.now() - t) * 1000) / Q;
-    set.close();
-    return `suspension check per release, 100 active: in memory ${fmt(memUs, 2)} µs; reading them from the store (SQLite) would cost ${fmt(queryUs, 0)} µs ${load()}`;
-  } finally {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 
