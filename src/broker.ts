@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { Express } from 'express';
 import { adminTlsOptions, createAuthenticator } from './admin/index.js';
+import { alarmAnnouncer } from './alarms/announce.js';
 import { createApp } from './app.js';
 import { NonceService } from './attestation/nonces.js';
 import { SourceLimiter } from './attestation/sourceLimiter.js';
@@ -17,7 +18,14 @@ import { devPaths, ensureDevIdentities, ensureDevTls, signDemoApp } from './dev/
 import { KeyService } from './keys/keyService.js';
 import type { BrokerError } from './errors.js';
 import { openKeys, type OpenMode } from './keys/openKeys.js';
+import { InFlight } from './limits/inFlight.js';
+import { SuspensionService } from './limits/suspensionService.js';
+import { SuspensionSet } from './limits/suspensionSet.js';
 import { createLogger, type Logger } from './log.js';
+import { BrokerMetrics } from './metrics/brokerMetrics.js';
+import { listenMetrics } from './metrics/server.js';
+import { controlsOf } from './limits/controls.js';
+import { MAX_ALARM_SPAN_MS } from './policy/compileControls.js';
 import type { PolicyHighWater } from './policy/highWater.js';
 import { PolicyRuntime, type ReloadOutcome } from './policy/runtime.js';
 import type { Policy } from './policy/types.js';
@@ -26,6 +34,7 @@ import { listen } from './server/listen.js';
 import { StoreHighWater } from './store/highWater.js';
 import { META, metaOnce } from './store/meta.js';
 import type { StateStore } from './store/stateStore.js';
+import { WebhookSender } from './webhook/sender.js';
 
 export const DEMO_KEY = 'demo/app-key';
 
@@ -33,6 +42,8 @@ export interface Broker {
   url: string;
   /** Paths of the TLS CA the agent should trust, when the broker made a dev CA. */
   tlsCa?: string;
+  /** Where `GET /metrics` is served when `metrics.listen` gives it a listener of its own. */
+  metricsUrl?: string;
   reloadPolicy(): Promise<ReloadOutcome>;
   /** What SIGHUP does: reload the policy, the TLS certificate and key, and the admin JWKS file. Each keeps its old version on failure. */
   reload(): Promise<{ policy: boolean; tls: boolean; jwks: boolean }>;
@@ -55,8 +66,10 @@ export { openKeys, type OpenMode };
 /** How often readiness is re-checked, and expired state purged, in the background. */
 const READINESS_INTERVAL_MS = 5_000;
 const PURGE_INTERVAL_MS = 60_000;
-/** Alarm-window counters are kept this long. */
-const COUNTER_RETENTION_MS = 7 * 86_400_000;
+/** Alarm-window counters are kept this long (policy/compileControls.ts bounds an alarm's span by it). */
+const COUNTER_RETENTION_MS = MAX_ALARM_SPAN_MS;
+/** How long a stopping broker waits for the alarm webhook's queue to empty. */
+const WEBHOOK_DRAIN_MS = 2000;
 
 export interface Assembled {
   app: Express;
@@ -69,6 +82,10 @@ export interface Assembled {
   tls?: { cert: string; key: string };
   tlsCa?: string;
   policy: PolicyRuntime;
+  metrics: BrokerMetrics;
+  suspensions: SuspensionService;
+  /** Attestations being decided now (the cap of server.maxAttestationsInFlight). */
+  inFlight: InFlight;
   reloadPolicy(): Promise<ReloadOutcome>;
   /** Re-reads the admin API's JWKS file; throws ConfigError and keeps the keys in force when it is bad. */
   reloadJwks(): void;
@@ -121,6 +138,22 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
     const readiness = new Readiness(store, custody, clock, log);
     await readiness.start(READINESS_INTERVAL_MS);
     stop.unshift(() => readiness.stop());
+
+    // The crypto-anchor controls: suspensions in memory (kept current by the change feed), the
+    // alarms' webhook, the cap on attestations in flight, and the metrics that count it all.
+    const suspended = new SuspensionSet(store, (e) => log.error({ err: String(e) }, 'could not re-read the suspensions; the set in force stays'));
+    await suspended.start();
+    stop.unshift(() => suspended.close());
+    const webhook = config.alarms.webhook ? new WebhookSender(config.alarms.webhook, clock, (level, fields, msg) => log[level](fields, msg)) : undefined;
+    if (webhook) stop.unshift(() => webhook.close(WEBHOOK_DRAIN_MS));
+    const inFlight = new InFlight(config.server.maxAttestationsInFlight);
+    const metrics = new BrokerMetrics(
+      { policy: () => policy.metrics(), webhooks: () => (webhook ? [{ target: 'alarms', stats: webhook.stats() }] : []), suspensions: () => suspended.countsByKind(), inFlight: () => inFlight.count },
+      { nonceTtlMs: config.nonce.ttlSeconds * 1000, now: () => clock.now() },
+    );
+    store.observe = (committed, seconds) => metrics.storeTransaction(committed, seconds);
+    const announce = alarmAnnouncer({ log, ...(webhook ? { webhook } : {}), metric: (f) => metrics.alarm(f), suspended: (s) => suspended.changed(s, true) });
+    const suspensions = new SuspensionService(store, clock, (s, active) => suspended.changed(s, active));
     const purge = setInterval(() => void store.purge(clock.now() - COUNTER_RETENTION_MS).catch(onStoreError), PURGE_INTERVAL_MS);
     purge.unref();
     stop.unshift(() => clearInterval(purge));
@@ -131,9 +164,16 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
       custodian: custody,
       readiness,
       log,
+      inFlight,
+      metrics,
+      serveMetrics: config.metrics.enabled && !config.metrics.listen,
       policyStatus: () => policy.status(),
-      release: { store, nonces, policy: () => policy.latest(), custodian: custody, refusals, clock, maxClockSkewMs: config.evidence.maxClockSkewSeconds * 1000 },
-      ...(adminAuth ? { admin: { keys, policy: () => policy.latest().policy, policyRuntime: policy, auth: adminAuth, log } } : {}),
+      controlsStatus: () => ({ ...controlsOf(policy.latest().policy).counts, suspensions: suspended.size }),
+      release: {
+        store, nonces, policy: () => policy.latest(), custodian: custody, refusals, suspensions: suspended, announce, observe: metrics, clock,
+        maxClockSkewMs: config.evidence.maxClockSkewSeconds * 1000,
+      },
+      ...(adminAuth ? { admin: { keys, policy: () => policy.latest().policy, policyRuntime: policy, auth: adminAuth, log, suspensions } } : {}),
     });
     return {
       app,
@@ -145,6 +185,9 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
       ...(tls ? { tls } : {}),
       ...(tlsCa ? { tlsCa } : {}),
       policy,
+      metrics,
+      suspensions,
+      inFlight,
       reloadPolicy: () => policy.reload('sighup'),
       reloadJwks: () => adminAuth?.reload(),
       close: () => closeAll(stop),
@@ -196,6 +239,17 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     await b.close();
     throw e;
   }
+  let metricsServer: Awaited<ReturnType<typeof listenMetrics>> | undefined;
+  if (config.metrics.enabled && config.metrics.listen) {
+    try {
+      metricsServer = await listenMetrics(b.metrics, config.metrics.listen.host, config.metrics.listen.port);
+    } catch (e) {
+      await server.drain(0);
+      await b.close();
+      throw e;
+    }
+    log.info({ url: metricsServer.url }, 'metrics listening');
+  }
   log.info({ url: server.url, custody: b.custodian.kind, tlsCa: b.tlsCa, configDir: config.configDir, stateDir: config.stateDir }, 'keyanchor broker listening');
   void b.custodian.health().then(
     () => log.info({ custody: b.custodian.kind }, 'ready: custody answers'),
@@ -215,6 +269,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   return {
     url: server.url,
     ...(b.tlsCa ? { tlsCa: b.tlsCa } : {}),
+    ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
     reloadPolicy: b.reloadPolicy,
     reload: async () => {
       const tls = server.reloadTls();
@@ -224,6 +279,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     close: (graceMs = config.server.shutdownGraceSeconds * 1000) =>
       (closing ??= (async () => {
         await server.drain(graceMs);
+        await metricsServer?.close();
         log.info('shutdown: closing the state store, the policy runtime and custody');
         await b.close();
         log.info('shutdown: complete');

@@ -8,6 +8,8 @@ import { z } from 'zod';
 import { Secret } from './secret.js';
 import { resolveSecret, SecretRef } from './secretRef.js';
 import { locateIssues } from './schemaProblems.js';
+import { webhookOptions, WebhookTarget } from './webhook/config.js';
+import type { WebhookOptions } from './webhook/sender.js';
 import { formatPath, parseYamlSource } from './yamlSource.js';
 
 const Port = z.number().int().min(0).max(65535);
@@ -111,8 +113,10 @@ export const ConfigSchema = z.strictObject({
       maxConnectionsPerSource: z.number().int().min(0).max(1_000_000).default(128),
       /** On SIGTERM/SIGINT, how long requests in flight may take to finish before their connections are cut. */
       shutdownGraceSeconds: z.number().int().min(0).max(3600).default(20),
+      /** Attestations decided at once by this process at most; beyond it `503 overloaded` with Retry-After. */
+      maxAttestationsInFlight: z.number().int().min(1).max(100_000).default(256),
     })
-    .default({ maxConnections: 4096, maxConnectionsPerSource: 128, shutdownGraceSeconds: 20 }),
+    .default({ maxConnections: 4096, maxConnectionsPerSource: 128, shutdownGraceSeconds: 20, maxAttestationsInFlight: 256 }),
   /** Plain HTTP, for tests only: allowed only on a loopback address. */
   insecureHttp: z.boolean().default(false),
   stateDir: z.string().min(1).default('state'),
@@ -146,6 +150,15 @@ export const ConfigSchema = z.strictObject({
       unauthenticatedMaxSources: z.number().int().min(1).max(1_000_000).default(10_000),
     })
     .default({ unauthenticatedWindowSeconds: 60, unauthenticatedMaxSources: 10_000 }),
+  /** Alarms are declared in the policy; where they are announced besides the log, the metrics and the audit trail. */
+  alarms: z.strictObject({ webhook: WebhookTarget.optional() }).default({}),
+  /** `GET /metrics` (Prometheus text format): on the broker's listener, or on a separate plain-HTTP one. */
+  metrics: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      listen: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: Port }).optional(),
+    })
+    .default({ enabled: true }),
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),
@@ -162,7 +175,7 @@ export type CustodyConfig = { kind: 'software' } | Pkcs11CustodyConfig;
 export type SqliteStoreConfig = z.infer<typeof SqliteStore>;
 export type PostgresStoreConfig = Omit<z.infer<typeof PostgresStore>, 'password'> & { password?: Secret };
 export type StoreConfig = SqliteStoreConfig | PostgresStoreConfig;
-export type Config = Readonly<Omit<Parsed, 'custody' | 'store'> & { custody: CustodyConfig; store: StoreConfig; configDir: string }>;
+export type Config = Readonly<Omit<Parsed, 'custody' | 'store' | 'alarms'> & { custody: CustodyConfig; store: StoreConfig; alarms: { webhook?: WebhookOptions }; configDir: string }>;
 
 export class ConfigError extends Error {
   readonly code = 'config_invalid';
@@ -204,6 +217,8 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, problems
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+/** `config check --schema-only` does not read secrets: a well-formed stand-in for the webhook's. */
+const UNRESOLVED_WEBHOOK_SECRET = `whsec_${Buffer.alloc(24).toString('base64')}`;
 
 /**
  * Parses and validates a configuration. `text` is the file's content (YAML or JSON), or undefined
@@ -290,11 +305,16 @@ export function parseConfig(text: string | undefined, opts: ParseOptions = {}): 
       ...(tls ? { tls: Object.fromEntries(Object.entries(tls).map(([k, v]) => [k, abs(v)])) } : {}),
     };
   } else store = { ...c.store, file: path.resolve(abs(c.stateDir), c.store.file) };
+  const hook = c.alarms.webhook;
+  const alarms = hook
+    ? { webhook: opts.resolveSecrets === false ? webhookOptions({ ...hook, secret: { env: 'unresolved' } }, { unresolved: UNRESOLVED_WEBHOOK_SECRET }, `${where} alarms.webhook`, configDir, []) : webhookOptions(hook, env, `${where} alarms.webhook`, configDir, problems) }
+    : {};
   if (problems.length) throw new ConfigError(problems);
   return deepFreeze({
     ...c,
     custody,
     store,
+    alarms,
     configDir,
     stateDir: abs(c.stateDir),
     policyDir: abs(c.policyDir),

@@ -8,16 +8,24 @@
  *   2. nonce      cheap check: a nonce a broker of this store issued, not expired (broker clock)
  *   3. signature  the JWS verifies under the leaf certificate's key
  *   4. node       the chain leads to a node CA the policy trusts
- * From here on every attempt uses up its nonce and is recorded, refused or not.
+ * From here on every attempt uses up its nonce and is recorded, refused or not, and counted for
+ * the alarms that cover it.
  *   5. time       the policy has not expired; the evidence was issued within the allowed clock skew
  *   6. recipient  custody can encrypt to the agent's ephemeral key
  *   7. software   the binary (and image) are approved: pinned digest or publisher signature
  *   8. grant      the approved software may receive every requested key on this node
- *   9. commit     ONE store transaction: consume the nonce, read the key versions, charge the rate
- *                 limits, count the release, write the audit record
- *  10. release    only after the commit: each key is re-encrypted by custody to the agent's key
+ *   9. suspended  the node is not on the policy's deny-list, and neither it nor its zones, the
+ *                 software entries or the keys are suspended (an in-memory set; no store query)
+ *  10. commit     ONE store transaction: consume the nonce, read the key versions, charge every
+ *                 rate-limit window that covers the request (all of them or none) and count the
+ *                 release for the alarms, count it for the statistics, fire the alarms it took
+ *                 over their threshold, write the audit record
+ *  11. release    only after the commit: each key is re-encrypted by custody to the agent's key
  */
 import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Announce } from './alarms/announce.js';
+import { counterAdds, countForAlarms, fireCrossed, type FiredAlarm } from './alarms/evaluate.js';
 import type { Clock } from './clock.js';
 import { parseEvidence, verifyEvidenceSignature, type ParsedEvidence } from './attestation/evidence.js';
 import { parseChain, verifyNodeChain } from './attestation/nodeChain.js';
@@ -28,7 +36,11 @@ import type { RefusalTally } from './audit/unauthenticated.js';
 import type { KeyCustodian } from './custody/custodian.js';
 import { validateRecipient } from './custody/recipient.js';
 import { asBrokerError, BrokerError } from './errors.js';
-import type { LimitWindow } from './limits/gcra.js';
+import { controlsOf, limitOfWindow, type Controls, type RequestSubjects } from './limits/controls.js';
+import type { GcraDecision } from './limits/gcra.js';
+import { selectorSubject } from './limits/nodes.js';
+import type { SuspensionCheck } from './limits/suspensionSet.js';
+import type { BrokerMetrics } from './metrics/brokerMetrics.js';
 import { evaluate, type Decision, type NodeIdentity } from './policy/evaluate.js';
 import { assertInForce, type PolicySnapshot } from './policy/runtime.js';
 import type { Policy } from './policy/types.js';
@@ -36,7 +48,7 @@ import type { ReleasedKey } from './protocol.js';
 import { appendAudit } from './store/audit.js';
 import { addCounters } from './store/counters.js';
 import { countRelease, resolveVersions, type StoredVersion } from './store/keys.js';
-import { chargeLimits } from './store/limits.js';
+import { chargeAndCount } from './store/controls.js';
 import type { TxSql } from './store/sql.js';
 import { storeUnavailable, type StateStore } from './store/stateStore.js';
 
@@ -47,9 +59,17 @@ export interface ReleaseDeps {
   policy: () => PolicySnapshot;
   custodian: KeyCustodian;
   refusals: RefusalTally;
+  /** Active suspensions, in memory, kept current from the store's change feed. */
+  suspensions: SuspensionCheck;
+  /** Announces the alarms a transaction fired, once it has committed. */
+  announce: Announce;
+  observe: ReleaseObserver;
   clock: Clock;
   maxClockSkewMs: number;
 }
+
+/** What the metrics learn of each attempt. */
+export type ReleaseObserver = Pick<BrokerMetrics, 'released' | 'refused' | 'custody'>;
 
 /** What the broker knows about an attempt before reading it. */
 export interface Attempt {
@@ -61,7 +81,10 @@ export interface Attempt {
 }
 
 /** What the audit record and the log say about one attempt, filled in as the steps pass. */
-export type Trail = Record<string, unknown> & { rejected?: string[] };
+export type Trail = Record<string, unknown> & { rejected?: string[]; limit?: string };
+
+/** Who and what the attempt concerns, as the limits, alarms and suspensions see it (filled in as the steps pass). */
+type Subjects = { -readonly [K in keyof RequestSubjects]: RequestSubjects[K] };
 
 type Granted = Extract<Decision, { allow: true }>;
 
@@ -79,7 +102,10 @@ export async function attestAndRelease(deps: ReleaseDeps, evidence: unknown, att
     requested: payload.keys,
   };
 
+  const controls = controlsOf(policy);
+  const subjects: Subjects = { node, zones: [], software: [], keys: payload.keys.map((k) => k.name) };
   let versions: Array<{ name: string; version: StoredVersion }>;
+  let fired: FiredAlarm[];
   try {
     assertInForce(snapshot, now); // 5
     const skewMs = Math.abs(now - payload.iat * 1000);
@@ -98,29 +124,42 @@ export async function attestAndRelease(deps: ReleaseDeps, evidence: unknown, att
       ...(payload.workload.image ? { image: { digest: payload.workload.image.digest, publishers: signedBy.image } } : {}),
       keys: payload.keys,
     });
-    trail.zones = decision.zones;
-    trail.software = decision.software;
+    trail.zones = subjects.zones = decision.zones;
+    trail.software = subjects.software = decision.software;
     if (!decision.allow) throw new BrokerError(decision.code, decision.reason); // 7, 8
 
-    versions = await deps.store.transaction(async (tx) => { // 9
+    refuseIfSuspended(deps, controls, subjects); // 9
+
+    ({ versions, fired } = await deps.store.transaction(async (tx) => { // 10
       await deps.nonces.consume(tx, claims);
       const toRelease = await keysToRelease(tx, decision);
-      await chargeLimits(tx, limitsToCharge(decision), now).then(refuseIfLimited);
+      const alarmCounts = controls.alarmCounts('releases', subjects, now);
+      const charged = await chargeAndCount(tx, controls.windowsFor(subjects), counterAdds(alarmCounts), now);
+      refuseIfLimited(charged.limits, trail);
       await countRelease(tx, toRelease.map((k) => ({ name: k.name, version: k.version.version })), iso(now), nodeName(node), decision.software);
+      const fired = await fireCrossed(tx, alarmCounts, charged.counts, now, attempt.requestId);
       await appendAudit(tx, { event: 'release', requestId: attempt.requestId, ...trail, released: toRelease.map((k) => `${k.name}@${k.version.version}`) }, now);
-      return toRelease;
-    });
+      return { versions: toRelease, fired };
+    }));
   } catch (e) {
     const err = asBrokerError(e);
-    if (err.code === 'store_unavailable') throw err; // nothing can be recorded either: no second wait
-    throw await recordRefusal(deps, claims, attempt, trail, err, now);
+    // A store that failed cannot record the refusal either: no second wait.
+    const answer = err.code === 'store_unavailable' ? err : await recordRefusal(deps, controls, claims, attempt, trail, subjects, err, now);
+    deps.observe.refused(answer.code, subjects.zones, answer.code === 'rate_limited' ? trail.limit : undefined);
+    throw answer;
   }
+  deps.announce(fired);
 
-  try { // 10
+  const started = performance.now();
+  try { // 11
     const keys = await Promise.all(versions.map((k) => deps.custodian.releaseTo({ name: k.name, version: k.version.version }, k.version.wrapped!, payload.cnf.jwk)));
+    deps.observe.custody((performance.now() - started) / 1000);
+    deps.observe.released(subjects.zones);
     return { keys, trail: { ...trail, released: keys.map((k) => `${k.name}@${k.version}`) } };
   } catch (e) {
-    throw await recordCustodyFailure(deps, attempt, asBrokerError(e));
+    const err = await recordCustodyFailure(deps, attempt, asBrokerError(e));
+    deps.observe.refused(err.code, subjects.zones);
+    throw err;
   }
 }
 
@@ -136,6 +175,7 @@ async function authenticate(deps: ReleaseDeps, policy: Policy, evidence: unknown
   } catch (e) {
     const err = asBrokerError(e);
     deps.refusals.note({ source: attempt.source, code: err.code, bytes: attempt.bytes, ...(typeof evidence === 'string' ? { evidenceSha256: sha256(evidence) } : {}) });
+    deps.observe.refused(err.code, []);
     throw err;
   }
 }
@@ -150,27 +190,32 @@ async function keysToRelease(tx: TxSql, decision: Granted): Promise<Array<{ name
   });
 }
 
-/**
- * The rate-limit windows this release is charged to. Limits are declared in policy by a later
- * change; until then there are none, and the (atomic, all-or-nothing) charge is a no-op.
- */
-function limitsToCharge(_decision: Granted): LimitWindow[] {
-  return [];
+/** Step 9. A denied or suspended node, zone, software entry or key: 403 suspended (the log and the record say which). */
+function refuseIfSuspended(deps: ReleaseDeps, controls: Controls, s: RequestSubjects): void {
+  const denied = controls.denied(s.node);
+  if (denied) throw new BrokerError('suspended', `the node is on the policy's deny-list (${selectorSubject(denied)})`);
+  const hit = deps.suspensions.suspendedOf(s);
+  if (hit) throw new BrokerError('suspended', `${hit} is suspended`);
 }
 
-function refuseIfLimited(d: Awaited<ReturnType<typeof chargeLimits>>): void {
-  if (!d.allowed) throw new BrokerError('rate_limited', `limit ${d.key}`, { retryAfterSeconds: Math.max(1, Math.ceil(d.retryAfterMs / 1000)) });
+/** A window refused: 429 with the exact wait of the window that frees up last (whole seconds, rounded up). */
+function refuseIfLimited(d: GcraDecision, trail: Trail): void {
+  if (d.allowed) return;
+  trail.limit = limitOfWindow(d.key);
+  throw new BrokerError('rate_limited', `limit ${d.key}`, { retryAfterSeconds: Math.max(1, Math.ceil(d.retryAfterMs / 1000)) });
 }
 
 const NONCE_CODES = new Set(['nonce_replayed', 'nonce_expired']);
 
 /**
  * A refusal after step 4, in one transaction: the nonce is used up (unless the refusal was about
- * the nonce itself), the refusal recorded and counted. A nonce another attempt used first turns the
- * refusal into nonce_replayed. If this cannot be written, the answer is store_unavailable.
+ * the nonce itself), the refusal recorded and counted (per code and minute, and for the alarms
+ * that count refusals). A nonce another attempt used first turns the refusal into nonce_replayed.
+ * If this cannot be written, the answer is store_unavailable.
  */
-async function recordRefusal(deps: ReleaseDeps, claims: NonceClaims, attempt: Attempt, trail: Trail, err: BrokerError, now: number): Promise<BrokerError> {
+async function recordRefusal(deps: ReleaseDeps, controls: Controls, claims: NonceClaims, attempt: Attempt, trail: Trail, subjects: RequestSubjects, err: BrokerError, now: number): Promise<BrokerError> {
   let answer = err;
+  let fired: FiredAlarm[] = [];
   try {
     await deps.store.transaction(async (tx) => {
       if (!NONCE_CODES.has(err.code)) {
@@ -181,10 +226,12 @@ async function recordRefusal(deps: ReleaseDeps, claims: NonceClaims, attempt: At
       }
       await appendAudit(tx, { event: 'refusal', requestId: attempt.requestId, code: answer.code, reason: answer.reason, source: attempt.source, ...trail }, now);
       await addCounters(tx, [{ key: `refusals:${answer.code}`, bucket: minuteOf(now) }]);
+      fired = await countForAlarms(tx, controls.alarmCounts('refusals', subjects, now, answer.code), now, attempt.requestId);
     });
   } catch (e) {
     return storeUnavailable(e, `recording the refusal ${err.code}`);
   }
+  deps.announce(fired);
   return answer;
 }
 
@@ -205,5 +252,6 @@ const capped = (w: ParsedEvidence['payload']['workload']) => ({
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const iso = (ms: number) => new Date(ms).toISOString();
-const minuteOf = (ms: number) => Math.floor(ms / 60_000);
+/** The start of the minute, epoch ms (counter buckets are the start of their period). */
+const minuteOf = (ms: number) => Math.floor(ms / 60_000) * 60_000;
 const nodeName = (node: NodeIdentity) => node.sanUris[0] ?? node.subject;

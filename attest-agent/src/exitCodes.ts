@@ -61,7 +61,7 @@ const BROKER: Readonly<Record<ProblemCode, Entry>> = {
   internal: { exit: 33, message: 'the broker failed internally' },
   audit_unavailable: { exit: 34, message: "the broker's audit log is unavailable, so it released nothing" },
   rate_limited: { exit: 50, message: 'the broker rate-limited this release; retry after the time it gave' },
-  suspended: { exit: 51, message: 'releases to this workload, node or zone are suspended by an alarm or an operator' },
+  suspended: { exit: 51, message: "releases to this workload, node, zone or key are suspended (an alarm, an operator, or the policy's node deny-list)" },
   policy_expired: { exit: 52, message: "the broker's policy has expired, so it releases nothing" },
   recipient_invalid: { exit: 53, message: "the broker rejected the agent's ephemeral recipient key" },
   overloaded: { exit: 54, message: 'the broker is overloaded, try later' },

@@ -8,6 +8,7 @@ import * as x509 from '@peculiar/x509';
 import { BrokerError } from '../errors.js';
 import type { NodeIdentity } from '../policy/evaluate.js';
 import type { NodeCA } from '../policy/types.js';
+import { normalizeSerial } from '../limits/nodes.js';
 import { Lru } from '../lru.js';
 
 /** A certificate and the facts the chain check needs, extracted once when it is parsed. */
@@ -23,6 +24,8 @@ export interface ParsedCert {
   keyUsage?: number;
   sanUris: string[];
   fingerprint: string;
+  /** Serial number, normalised as the policy's deny-list compares it. */
+  serial: string;
   /** OIDs of critical extensions this check does not understand (RFC 5280 §4.2: refuse). */
   unknownCritical: string[];
 }
@@ -62,6 +65,7 @@ function parseCert(b64: string): ParsedCert {
     ...(ku ? { keyUsage: ku.usages } : {}),
     sanUris: (san?.names.items ?? []).filter((n) => n.type === 'url').map((n) => n.value),
     fingerprint: createHash('sha256').update(der).digest('hex'),
+    serial: normalizeSerial(node.serialNumber),
     unknownCritical: ext.extensions.filter((e) => e.critical && !UNDERSTOOD_CRITICAL.has(e.type)).map((e) => e.type),
   };
   parsed.set(b64, cert);
@@ -149,5 +153,5 @@ export function verifyNodeChain(chain: ParsedCert[], trusted: ReadonlyMap<string
 }
 
 function identity(leaf: ParsedCert, nodeCA: string): NodeIdentity {
-  return { nodeCA, subject: leaf.node.subject, sanUris: leaf.sanUris, fingerprint: leaf.fingerprint };
+  return { nodeCA, subject: leaf.node.subject, sanUris: leaf.sanUris, fingerprint: leaf.fingerprint, serial: leaf.serial };
 }

@@ -46,17 +46,21 @@ Exit status: 0 when every check passes, 3 otherwise.`,
   keyanchor policy schema --tests > policy-tests.schema.json`,
   'keyanchor keys': `
   keyanchor keys list
-  keyanchor keys create payments/db`,
+  keyanchor keys create payments/db
+  KEYANCHOR_TOKEN=$(get-token) keyanchor --broker https://broker.example:8443 --ca ca.pem keys list -o text   # a running broker's admin API`,
   'keyanchor keys create': `
   keyanchor --config /etc/keyanchor/config.yaml keys create payments/db`,
   'keyanchor keys list': `
-  keyanchor keys list`,
+  keyanchor keys list
+  keyanchor keys list -o text
+  keyanchor --broker https://broker.example:8443 --token-file ~/.keyanchor-token keys list   # only the keys your teams may see`,
   'keyanchor keys show': `
   keyanchor keys show payments/db`,
   'keyanchor keys export': `
   keyanchor keys export > keystore-backup.json   # wrapped blobs only: useless without the KEK`,
   'keyanchor keys rotate': `
-  keyanchor keys rotate payments/db              # releases hand out the new version from now on`,
+  keyanchor keys rotate payments/db              # releases hand out the new version from now on
+  keyanchor --broker https://broker.example:8443 --client-cert me.pem --client-key me.key keys rotate payments/db`,
   'keyanchor keys disable': `
   keyanchor keys disable payments/db 1`,
   'keyanchor keys enable': `
@@ -89,7 +93,32 @@ mechanisms fails (e.g. an OAEP hash the token does not support).`,
   KEYANCHOR_DB_PASSWORD=… keyanchor --config /etc/keyanchor/config.yaml store migrate   # once per schema version, before the brokers start
   keyanchor store migrate                      # the embedded SQLite store (serve also migrates it)`,
   'keyanchor store status': `
-  keyanchor store status                       # kind, schema version, KEK identity`,
+  keyanchor store status                       # kind, schema version, KEK identity (JSON)
+  keyanchor store status -o text`,
+  'keyanchor suspend': `
+  keyanchor suspend software payments-api --reason "incident 4711: key pulls from a compromised pod"
+  keyanchor suspend node spiffe://payments.example/zone/pci/node-7 --reason "node key stolen"
+  keyanchor suspend list
+  keyanchor suspend clear software:payments-api
+  KEYANCHOR_TOKEN=$(get-token) keyanchor --broker https://broker.example:8443 suspend list   # security role, through the admin API`,
+  'keyanchor suspend software': `
+  keyanchor suspend software payments-api --reason "incident 4711"`,
+  'keyanchor suspend zone': `
+  keyanchor suspend zone pci --reason "PCI network under investigation"`,
+  'keyanchor suspend key': `
+  keyanchor suspend key payments/card-data --reason "suspected exfiltration"`,
+  'keyanchor suspend node': `
+  keyanchor suspend node spiffe://payments.example/zone/pci/node-7 --reason "node key stolen"
+  keyanchor suspend node sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 --reason "laptop lost"
+  keyanchor suspend node serial:4a:1f:03 --reason "certificate reported compromised"`,
+  'keyanchor suspend list': `
+  keyanchor suspend list
+  keyanchor suspend list -o json | jq -r '.[].subject'`,
+  'keyanchor suspend show': `
+  keyanchor suspend show software:payments-api          # the active suspension first, with the figures an alarm recorded`,
+  'keyanchor suspend clear': `
+  keyanchor suspend clear software:payments-api
+  keyanchor --broker https://broker.example:8443 suspend clear node:spiffe://payments.example/zone/pci/node-7`,
   'keyanchor demo': `
   npm start          # terminal 1: keyanchor serve --dev
   npm run demo       # terminal 2: keyanchor demo`,

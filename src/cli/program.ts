@@ -15,12 +15,18 @@ import { keysCommand } from './keysCmd.js';
 import { policyCommand } from './policyCmd.js';
 import { serveCommand } from './serve.js';
 import { storeCommand } from './storeCmd.js';
+import { suspendCommand } from './suspendCmd.js';
 
 export function buildProgram(): Command {
   const program = new Command('keyanchor')
     .description('workload-attestation key broker')
     .version(brokerVersion(), '-V, --version', 'print the version')
     .option('-c, --config <file>', `config file (YAML or JSON); else $KEYANCHOR_CONFIG, else ${SYSTEM_CONFIG} if it exists, else the embedded defaults`)
+    .option('--broker <url>', 'run `keys` and `suspend` through this running broker\'s admin API (else $KEYANCHOR_ADDR; else on the local store)')
+    .option('--token-file <file>', 'the bearer token for --broker (else $KEYANCHOR_TOKEN_FILE, or the token in $KEYANCHOR_TOKEN)')
+    .option('--client-cert <file>', 'a client certificate (PEM) for --broker (else $KEYANCHOR_CLIENT_CERT); with --client-key')
+    .option('--client-key <file>', 'its private key (PEM) (else $KEYANCHOR_CLIENT_KEY)')
+    .option('--ca <file>', 'a CA (PEM) to trust for --broker besides the system ones (else $KEYANCHOR_CACERT)')
     // Global options go before the command (`keyanchor --config F keys list`), so that a command's
     // own options may reuse a global name: `policy sign --version 3` is the bundle's version.
     .enablePositionalOptions();
@@ -31,6 +37,7 @@ export function buildProgram(): Command {
   program.addCommand(hsmCommand(() => configFrom(program)));
   program.addCommand(auditCommand());
   program.addCommand(storeCommand());
+  program.addCommand(suspendCommand());
   program.addCommand(demoCommand());
   finish(program, 'keyanchor');
   return program;

@@ -6,6 +6,7 @@ import { SCHEMA_VERSION } from '../store/migrations.js';
 import { openDriver, storeWhere } from '../store/index.js';
 import { schemaVersion } from '../store/migrate.js';
 import { configFrom, EXIT, fail, reportConfigError } from './context.js';
+import { emit, withOutput } from './output.js';
 import type { Config } from '../config.js';
 
 function config(cmd: Command): Config {
@@ -23,8 +24,7 @@ const failWith = (e: unknown): never => {
 
 export function storeCommand(): Command {
   const store = new Command('store').description('the state store (SQLite file or PostgreSQL database)');
-  store
-    .command('migrate')
+  withOutput(store.command('migrate'), 'text')
     .description('bring the store to the schema this keyanchor knows (idempotent; creates a SQLite file if needed)')
     .action(async (_o: unknown, cmd: Command) => {
       const c = config(cmd);
@@ -32,7 +32,7 @@ export function storeCommand(): Command {
         const driver = await openDriver(c.store, { clock: systemClock, create: true });
         try {
           const { from, to } = await migrate(driver);
-          process.stdout.write(from === to ? `${storeWhere(c.store)}: schema ${to}, up to date\n` : `${storeWhere(c.store)}: schema ${from} → ${to}\n`);
+          emit(cmd, { where: storeWhere(c.store), from, to }, (d) => (d.from === d.to ? `${d.where}: schema ${d.to}, up to date` : `${d.where}: schema ${d.from} → ${d.to}`));
         } finally {
           await driver.close();
         }
@@ -40,8 +40,7 @@ export function storeCommand(): Command {
         failWith(e);
       }
     });
-  store
-    .command('status')
+  withOutput(store.command('status'), 'json')
     .description('the store\'s kind, schema version and KEK identity')
     .action(async (_o: unknown, cmd: Command) => {
       const c = config(cmd);
@@ -50,7 +49,8 @@ export function storeCommand(): Command {
         try {
           const v = await schemaVersion(driver.reader);
           const kekId = v > 0 ? await getMeta(driver.reader, META.kekId) : undefined;
-          process.stdout.write(JSON.stringify({ kind: c.store.kind, where: storeWhere(c.store), schema: v, knows: SCHEMA_VERSION, kekId: kekId ?? null }, null, 2) + '\n');
+          emit(cmd, { kind: c.store.kind, where: storeWhere(c.store), schema: v, knows: SCHEMA_VERSION, kekId: kekId ?? null }, (d) =>
+            `${d.kind} store ${d.where}: schema ${d.schema} (this keyanchor knows ${d.knows}), KEK ${d.kekId ?? 'none recorded yet'}`);
         } finally {
           await driver.close();
         }

@@ -9,16 +9,18 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import { z } from 'zod';
 import { requireAuthorized, teamsOf, visible, WHOLE_KEYSTORE } from '../admin/authorize.js';
 import { adminKeyView } from '../admin/keyView.js';
-import type { Authenticator, Caller } from '../admin/principal.js';
+import type { Authenticator } from '../admin/principal.js';
 import { BrokerError, toProblem } from '../errors.js';
 import type { KeyService } from '../keys/keyService.js';
 import type { KeyState } from '../keys/keystoreFile.js';
 import type { Logger } from '../log.js';
 import { formatProblem } from '../policy/problems.js';
 import type { PolicyRuntime } from '../policy/runtime.js';
+import type { SuspensionService } from '../limits/suspensionService.js';
 import type { Policy, Team } from '../policy/types.js';
 import { KeyName } from '../protocol.js';
-import type { RequestLocals } from './problem.js';
+import { emptyBody, jsonBody, securityTeamsOf, type AdminLocals } from './adminRequest.js';
+import { suspensionRoutes, SUSPENSION_PATHS } from './suspensionRoutes.js';
 
 export interface AdminRouteDeps {
   keys: KeyService;
@@ -28,10 +30,8 @@ export interface AdminRouteDeps {
   policyRuntime?: Pick<PolicyRuntime, 'reload' | 'status'>;
   auth: Authenticator;
   log: Logger;
-}
-
-interface AdminLocals extends RequestLocals {
-  caller: Caller;
+  /** Suspensions, for security teams (absent: those routes are 404). */
+  suspensions?: SuspensionService;
 }
 
 const MAX_BODY_BYTES = 4096;
@@ -146,7 +146,9 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     res.json(out);
   });
 
-  for (const path of ['/keys', '/keys/:owner/:purpose', '/keys/:owner/:purpose/rotate', '/keys/:owner/:purpose/versions/:version/:action', '/keystore', '/policy', '/policy/reload']) {
+  if (deps.suspensions) suspensionRoutes(r, { suspensions: deps.suspensions, policy: deps.policy, done });
+
+  for (const path of ['/keys', '/keys/:owner/:purpose', '/keys/:owner/:purpose/rotate', '/keys/:owner/:purpose/versions/:version/:action', '/keystore', '/policy', '/policy/reload', ...(deps.suspensions ? SUSPENSION_PATHS : [])]) {
     r.all(path, () => {
       throw new BrokerError('method_not_allowed', 'wrong method');
     });
@@ -157,10 +159,7 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
 /** The caller's security teams; only they see and reload the policy. */
 function securityTeams(deps: AdminRouteDeps, res: Response): Team[] {
   if (!deps.policyRuntime) throw new BrokerError('not_found', 'no policy runtime');
-  const { caller } = res.locals as AdminLocals;
-  const teams = teamsOf(deps.policy(), caller).filter((t) => t.role === 'security');
-  if (teams.length === 0) throw new BrokerError('forbidden', `${caller.actor} is in no security team`);
-  return teams;
+  return securityTeamsOf(deps.policy(), res);
 }
 
 /** The key named by the path, once its form is valid and the caller may act on it. */
@@ -169,22 +168,3 @@ function authorizedKey(deps: AdminRouteDeps, req: Request, res: Response): { nam
   if (!KeyName.safeParse(name).success) throw new BrokerError('request_malformed', 'the key name in the path is not "<owner>/<purpose>"');
   return { name, teams: requireAuthorized(deps.policy(), (res.locals as AdminLocals).caller, name) };
 }
-
-/** The parsed JSON body; 415 for a body of another type, 400 for none. */
-function jsonBody(req: Request): unknown {
-  if (req.body !== undefined) return req.body;
-  if (hasBody(req) && req.headers['content-type']) throw new BrokerError('unsupported_media_type', `content-type ${req.headers['content-type']}`);
-  throw new BrokerError('request_malformed', 'a JSON body is required');
-}
-
-/** Operations that take no input accept no body, or `{}`. */
-function emptyBody(req: Request): void {
-  if (req.body === undefined && !hasBody(req)) return;
-  const body = jsonBody(req);
-  if (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).length > 0) {
-    throw new BrokerError('request_malformed', 'this operation takes no body (or {})');
-  }
-}
-
-const hasBody = (req: Request) =>
-  (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;

@@ -1,9 +1,12 @@
 /** Thin handlers: validate → call the service → respond. */
+import { performance } from 'node:perf_hooks';
 import express, { type Request, type Response, type Router } from 'express';
 import type { NonceService } from '../attestation/nonces.js';
 import type { SourceLimiter } from '../attestation/sourceLimiter.js';
 import { CustodyNotReady, type KeyCustodian } from '../custody/custodian.js';
 import { BrokerError } from '../errors.js';
+import type { InFlight } from '../limits/inFlight.js';
+import type { BrokerMetrics } from '../metrics/brokerMetrics.js';
 import type { Logger } from '../log.js';
 import { AttestRequestSchema, MAX_EVIDENCE_BYTES, PROTOCOL_VERSION, type AttestResponse, type ChallengeResponse } from '../protocol.js';
 import type { Readiness } from '../readiness.js';
@@ -21,6 +24,13 @@ export interface RouteDeps {
   readiness: Readiness;
   release: ReleaseDeps;
   log: Logger;
+  /** Attestations decided at once, at most: beyond it 503 overloaded. */
+  inFlight: InFlight;
+  metrics: Pick<BrokerMetrics, 'challenge' | 'challengeLimited' | 'attest' | 'refused' | 'render'>;
+  /** Serve GET /metrics on this app (false: metrics are off, or on their own listener). */
+  serveMetrics: boolean;
+  /** The controls in force, for /readyz: limits, alarms and denied nodes in the policy, active suspensions. */
+  controlsStatus?: () => Record<string, number>;
   /** The policy in force, for /readyz: expired means not ready; unsigned is said. */
   policyStatus?: () => { signed: boolean; version: number | null; expires: string | null; expired: boolean; warning?: string };
 }
@@ -51,8 +61,14 @@ export function apiRoutes(deps: RouteDeps): Router {
     if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).length > 0)) {
       throw new BrokerError('request_malformed', 'challenge body must be empty or {}');
     }
-    deps.challengeLimiter.take(sourceOf(req));
+    try {
+      deps.challengeLimiter.take(sourceOf(req));
+    } catch (e) {
+      deps.metrics.challengeLimited();
+      throw e;
+    }
     const n = deps.nonces.issue();
+    deps.metrics.challenge();
     const out: ChallengeResponse = {
       nonce: n.nonce,
       expiresAt: new Date(n.expiresAt).toISOString(),
@@ -67,15 +83,19 @@ export function apiRoutes(deps: RouteDeps): Router {
   r.post('/v1/attest', rawJsonBody, async (req, res) => {
     const { requestId } = res.locals as RequestLocals;
     const attempt: Attempt = { requestId, source: sourceOf(req), bytes: Number(req.headers['content-length'] ?? 0) || 0 };
+    const started = performance.now();
+    let leave: (() => void) | undefined;
     try {
       let evidence: string;
       try {
+        leave = deps.inFlight.enter();
         const parsed = AttestRequestSchema.safeParse(strictJsonBody(req));
         if (!parsed.success) throw new BrokerError('request_malformed', 'body must be {"evidence": "<compact JWS>"}');
         evidence = parsed.data.evidence;
       } catch (e) {
         // Unauthenticated: counted for the source address, like every refusal before the signature check.
         deps.release.refusals.note({ source: attempt.source, code: asBrokerError(e).code, bytes: attempt.bytes });
+        deps.metrics.refused(asBrokerError(e).code, []);
         throw e;
       }
       // Recorded in the audit trail before the keys leave; if it cannot be, they do not leave.
@@ -83,13 +103,24 @@ export function apiRoutes(deps: RouteDeps): Router {
       deps.log.info({ event: 'attest', requestId, outcome: 'released', ...trail }, 'keys released');
       const out: AttestResponse = { requestId, keys };
       res.status(200).json(out);
+      deps.metrics.attest('released', (performance.now() - started) / 1000);
     } catch (e) {
       const err = asBrokerError(e);
       deps.log.warn({ event: 'attest', requestId, source: attempt.source, outcome: 'refused', code: err.code, reason: err.reason }, 'attestation refused');
+      deps.metrics.attest('refused', (performance.now() - started) / 1000);
       throw err;
+    } finally {
+      leave?.();
     }
   });
   r.all('/v1/attest', methodNotAllowed);
+
+  if (deps.serveMetrics) {
+    r.get('/metrics', async (_req, res) => {
+      const m = await deps.metrics.render();
+      res.type(m.contentType).send(m.body);
+    });
+  }
 
   r.get('/healthz', (_req, res) => {
     res.json({ status: 'ok', version: brokerVersion() });
@@ -105,7 +136,11 @@ export function apiRoutes(deps: RouteDeps): Router {
     }
     const p = deps.policyStatus?.();
     if (p?.expired) throw new BrokerError('policy_expired', `the policy bundle in force expired at ${p.expires}`);
-    res.json({ status: 'ready', ...(p ? { policy: { signed: p.signed, version: p.version, expires: p.expires, ...(p.warning ? { warning: p.warning } : {}) } } : {}) });
+    res.json({
+      status: 'ready',
+      ...(p ? { policy: { signed: p.signed, version: p.version, expires: p.expires, ...(p.warning ? { warning: p.warning } : {}) } } : {}),
+      ...(deps.controlsStatus ? { controls: deps.controlsStatus() } : {}),
+    });
   });
   return r;
 }

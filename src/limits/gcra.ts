@@ -9,7 +9,16 @@
  * of cost c at time `now` moves it to `max(tat, now) + c · periodMs / limit` and passes when that
  * is at most `now + periodMs`. A refused request changes nothing; it may pass again after exactly
  * `retryAfterMs`.
+ *
+ * At the edges: there are no fixed windows that reset at a boundary; the state slides with time.
+ * Over any span of length t, at most `limit + ⌊t · limit / periodMs⌋` requests pass: the burst,
+ * then what refills meanwhile. So within one period up to `2 · limit − 1` can pass (a full burst
+ * at its start and the refill during it), and `limit` per period sustained; a request exactly at
+ * the instant a slot frees up passes, one a millisecond earlier is refused.
  */
+/** How far behind a request's time may be (see gcra) before the stored state is taken for a clock stepped back. */
+export const CLOCK_STEP_MS = 60_000;
+
 export interface LimitWindow {
   /** Identifies the window's state in the store, e.g. `zone:z1:1/s`. */
   key: string;
@@ -30,11 +39,14 @@ export function gcra(windows: readonly LimitWindow[], stored: StoredTats, now: n
   for (const w of windows) {
     if (!(w.limit >= 1 && w.periodMs >= 1)) throw new RangeError(`window ${w.key}: limit and periodMs must be positive`);
     const interval = w.periodMs / w.limit;
-    // Under a clock that only moves forward a stored TAT is at most one period ahead. One further
-    // ahead means the clock was stepped back: the window counts as idle rather than locked out for
-    // as long as the step (a step back grants at most one extra burst).
+    // A stored TAT is at most one period ahead of the time it was charged at. `now` may be a little
+    // older than that (taken when its request began, charged after requests that began later and
+    // got the lock first; replicas' clocks differ by a few ms): that only makes this decision
+    // stricter. A TAT further ahead than CLOCK_STEP_MS beyond the period means the clock was stepped
+    // back: the window counts as idle rather than locked out for as long as the step (a step back
+    // grants at most one extra burst).
     const kept = stored.get(w.key);
-    const tat = Math.max(tats.get(w.key) ?? (kept === undefined || kept > now + w.periodMs ? now : kept), now);
+    const tat = Math.max(tats.get(w.key) ?? (kept === undefined || kept > now + w.periodMs + CLOCK_STEP_MS ? now : kept), now);
     const next = tat + cost * interval;
     const allowAt = next - w.periodMs;
     if (allowAt > now) {

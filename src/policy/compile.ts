@@ -14,7 +14,8 @@ import { MaterialError, parseCaCertificate, parsePublisherKey, readMaterial, typ
 import { parseSchemaFile, type Locate } from './policyText.js';
 import type { PolicyProblem } from './problems.js';
 import { PolicyFileSchema, SECTIONS, type PolicyFile, type Section } from './schema.js';
-import type { Grant, KeyGrant, Team, Zone } from './types.js';
+import { compileAlarm, compileLimit, nodeSelector, type ControlNames } from './compileControls.js';
+import type { Alarm, Grant, KeyGrant, NodeSelector, RateLimit, Team, Zone } from './types.js';
 
 /** A software entry as it crosses to the main thread: digests as arrays. */
 export interface SoftwareData {
@@ -32,6 +33,9 @@ export interface CompiledPolicy {
   /** Software entries as JSON arrays of at most SOFTWARE_CHUNK entries each. */
   software: string[];
   teams: Team[];
+  limits: RateLimit[];
+  alarms: Alarm[];
+  deniedNodes: NodeSelector[];
   sources: Array<{ file: string; sha256: string }>;
 }
 
@@ -89,6 +93,8 @@ export function compilePolicy(tree: Pick<PolicyTree, 'dir' | 'files'>, opts: Com
   unique(sections.publishers, 'publisher');
   unique(sections.software, 'software');
   unique(sections.teams, 'team');
+  unique(sections.limits, 'limit');
+  unique(sections.alarms, 'alarm');
 
   const ctx: MaterialContext = { tree, vars: opts.vars ?? {}, insideOnly: opts.insideOnly ?? false };
   const material = <T>(l: Located<unknown>, sub: PropertyKey[], m: { file?: string; pem?: string }, parse: (pem: string) => T): { pem: string; parsed: T } | undefined => {
@@ -143,10 +149,21 @@ export function compilePolicy(tree: Pick<PolicyTree, 'dir' | 'files'>, opts: Com
 
   const teams: Team[] = sections.teams.map(({ value: t }) => ({ name: t.name, role: t.role, keyPrefixes: t.keyPrefixes ?? [], members: t.members }));
 
+  const names: ControlNames = {
+    zones: zoneNames,
+    software: new Set(software.map((s) => s.name)),
+    grantedKeys: new Set(software.flatMap((s) => s.grants.flatMap((g) => g.keys.map((k) => k.name)))),
+    nodeCAs: nodeCANames,
+  };
+  const at = (l: Located<unknown>) => (sub: PropertyKey[], message: string) => report(l, sub, message);
+  const limits = sections.limits.map((l) => compileLimit(l.value, names, at(l)));
+  const alarms = sections.alarms.map((l) => compileAlarm(l.value, names, at(l)));
+  const deniedNodes = sections.deniedNodes.map((l) => nodeSelector(l.value, names, at(l), []));
+
   if (problems.length) return { problems };
   const chunks: string[] = [];
   for (let i = 0; i < software.length; i += SOFTWARE_CHUNK) chunks.push(JSON.stringify(software.slice(i, i + SOFTWARE_CHUNK)));
-  return { policy: { nodeCAs, publishers, zones, software: chunks, teams, sources }, problems };
+  return { policy: { nodeCAs, publishers, zones, software: chunks, teams, limits, alarms, deniedNodes, sources }, problems };
 }
 
 function parseKeyGrant(ref: string): KeyGrant {

@@ -14,6 +14,8 @@ export interface NodeIdentity {
   sanUris: string[];
   /** SHA-256 of the leaf certificate DER. */
   fingerprint: string;
+  /** The leaf's serial number, lowercase hex without leading zeros (for the deny-list). */
+  serial?: string;
 }
 
 export interface Claims {

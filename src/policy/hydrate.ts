@@ -42,7 +42,7 @@ function* steps(c: CompiledPolicy): Generator<void, Policy> {
     }
     yield;
   }
-  const policy: Policy = Object.freeze({ nodeCAs, zones: c.zones, publishers, software, teams: c.teams, sources: c.sources });
+  const policy: Policy = Object.freeze({ nodeCAs, zones: c.zones, publishers, software, teams: c.teams, limits: c.limits, alarms: c.alarms, deniedNodes: c.deniedNodes, sources: c.sources });
   registerIndex(policy, index.finish(policy));
   return policy;
 }

@@ -1,8 +1,10 @@
 /** The schema of one policy file. Unknown keys are errors; every name is checked for form. */
 import { z } from 'zod';
 import { ImageDigest, Sha256Hex } from '../protocol.js';
+import { AlarmEntry, DeniedNodeEntry, LimitEntry } from './controlsSchema.js';
+import { Description, PolicyName } from './names.js';
 
-export const PolicyName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'a name of lowercase letters, digits, ".", "_" or "-"');
+export { PolicyName } from './names.js';
 
 /** PEM material: inline, or a file path (relative to the policy file; may use ${stateDir}). */
 export const Material = z
@@ -13,8 +15,6 @@ export const Material = z
 export const KeyGrantRef = z
   .string()
   .regex(/^[a-z0-9][a-z0-9._-]{0,63}\/[a-z0-9][a-z0-9._-]{0,63}(@[1-9]\d{0,6})?$/, 'a key name "team/purpose", optionally "@VERSION"');
-
-const Description = z.string().max(2000).optional();
 
 const NodeCAEntry = z.strictObject({ name: PolicyName, description: Description, certificate: Material });
 
@@ -90,10 +90,13 @@ export const PolicyFileSchema = z
     publishers: z.array(PublisherEntry).optional().describe('whose signatures approve software'),
     software: z.array(SoftwareEntry).optional().describe('approved software and the keys it may receive'),
     teams: z.array(TeamEntry).optional().describe('who manages which keys through the admin API'),
+    limits: z.array(LimitEntry).optional().describe('rate limits per zone, software entry, key, node or globally; see docs/policy.md'),
+    alarms: z.array(AlarmEntry).optional().describe('alarms on release and refusal counts that notify or suspend; see docs/policy.md'),
+    deniedNodes: z.array(DeniedNodeEntry).optional().describe('nodes refused whatever their certificate chain: by fingerprint, serial or SAN URI'),
   })
   .meta({ title: 'keyanchor policy file', description: 'One file of a keyanchor policy directory; see docs/policy.md.' });
 export type PolicyFile = z.infer<typeof PolicyFileSchema>;
 
 /** The list sections of a policy file, in the order they are compiled. */
-export const SECTIONS = ['nodeCAs', 'zones', 'publishers', 'software', 'teams'] as const;
+export const SECTIONS = ['nodeCAs', 'zones', 'publishers', 'software', 'teams', 'limits', 'alarms', 'deniedNodes'] as const;
 export type Section = (typeof SECTIONS)[number];

@@ -77,12 +77,59 @@ export interface Team {
   members: string[];
 }
 
+/**
+ * One node certificate: by its SHA-256 fingerprint (lowercase hex), its serial number (lowercase
+ * hex without leading zeros) or one of its SAN URIs; when `nodeCA` is set, only under that CA.
+ */
+export interface NodeSelector {
+  fingerprint?: string;
+  serial?: string;
+  sanUri?: string;
+  nodeCA?: string;
+}
+
+/** What a limit or an alarm counts: requests from a zone or node, approved by a software entry, of a key, or all. */
+export type Subject =
+  | { kind: 'global' }
+  | { kind: 'zone' | 'software' | 'key'; name: string }
+  | { kind: 'node'; node: NodeSelector };
+
+/** A rate limit: every request its subject covers is charged to each window (per node, with `perNode`). */
+export interface RateLimit {
+  name: string;
+  subject: Subject;
+  perNode: boolean;
+  windows: ReadonlyArray<{ limit: number; periodMs: number; text: string }>;
+}
+
+/** A CloudWatch-style alarm: M of the last N periods over the threshold → notify, or suspend the subject. */
+export interface Alarm {
+  name: string;
+  measure: 'releases' | 'refusals';
+  /** Refusals only: the codes counted (undefined: every counted code). */
+  codes?: readonly string[];
+  subject: Subject;
+  perNode: boolean;
+  periodMs: number;
+  /** A period breaches when its count is above this. */
+  threshold: number;
+  /** N */
+  evaluationPeriods: number;
+  /** M */
+  datapointsToAlarm: number;
+  action: 'notify' | 'suspend';
+}
+
 export interface Policy {
   nodeCAs: ReadonlyMap<string, NodeCA>;
   zones: readonly Zone[];
   publishers: ReadonlyMap<string, Publisher>;
   software: readonly Software[];
   teams: readonly Team[];
+  limits: readonly RateLimit[];
+  alarms: readonly Alarm[];
+  /** Nodes refused whatever their chain (a stolen node key cut off without replacing the CA). */
+  deniedNodes: readonly NodeSelector[];
   /** Which files it came from and a digest of their content, for logs and /v1/status. */
   sources: readonly { file: string; sha256: string }[];
 }

@@ -56,6 +56,11 @@ export const MIGRATIONS: readonly Migration[] = [
       `INSERT INTO changes (topic, counter) VALUES ('keys', 0), ('suspensions', 0), ('policy', 0)`,
     ],
   },
+  {
+    version: 2,
+    what: 'suspensions by subject, for their history (keyanchor suspend show); limit windows without an index on their TAT, which every charge rewrote (the purge scans the small table instead, and PostgreSQL can update a window in place)',
+    sql: () => [`CREATE INDEX suspensions_subject ON suspensions (subject, created_at)`, `DROP INDEX limit_windows_tat`],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

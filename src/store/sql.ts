@@ -19,6 +19,13 @@ export interface Dialect {
   readonly nowMs?: string;
 }
 
+/**
+ * Whether a transaction of this dialect holds the whole database's write lock from its start
+ * (SQLite: BEGIN IMMEDIATE), so that reading rows and writing them back is atomic without row
+ * locks; PostgreSQL needs `forUpdate` (or an upsert) to lock what it will change.
+ */
+export const serialised = (d: Dialect): boolean => d.name === 'sqlite';
+
 /** Runs statements: inside a transaction, or on a connection that sees committed state only. */
 export interface Sql {
   readonly dialect: Dialect;

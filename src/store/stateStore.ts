@@ -3,6 +3,7 @@
  * become `503 store_unavailable`; a BrokerError thrown by the caller's own step passes through),
  * reads of committed state, the change feed, a readiness probe and bounded purges.
  */
+import { performance } from 'node:perf_hooks';
 import type { Clock } from '../clock.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import { purgeCounters } from './counters.js';
@@ -63,9 +64,23 @@ export class StateStore {
     };
   }
 
+  /** Told of each transaction's outcome and duration, commit included (the metrics). */
+  observe: ((committed: boolean, seconds: number) => void) | undefined;
+
   /** One transaction; see Driver.transaction. */
   transaction<T>(fn: (tx: TxSql) => Promise<T>): Promise<T> {
-    return this.driver.transaction(fn).catch((e: unknown) => Promise.reject(storeUnavailable(e, `store ${this.kind} transaction failed`)));
+    const observe = this.observe;
+    const started = observe ? performance.now() : 0;
+    return this.driver.transaction(fn).then(
+      (v) => {
+        observe?.(true, (performance.now() - started) / 1000);
+        return v;
+      },
+      (e: unknown) => {
+        observe?.(false, (performance.now() - started) / 1000);
+        return Promise.reject(storeUnavailable(e, `store ${this.kind} transaction failed`));
+      },
+    );
   }
 
   /** Ready when the store takes a write within its timeouts (so a read-only or full disk is not ready). */

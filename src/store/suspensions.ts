@@ -52,6 +52,11 @@ export async function activeSuspensions(sql: Sql): Promise<Suspension[]> {
   return (await sql.all(`SELECT ${COLUMNS} FROM suspensions WHERE cleared_at IS NULL ORDER BY created_at, id`)).map(suspension);
 }
 
+/** The suspensions of `subject`, active or not, newest first (at most `limit`). */
+export async function suspensionsOf(sql: Sql, subject: string, limit = 50): Promise<Suspension[]> {
+  return (await sql.all(`SELECT ${COLUMNS} FROM suspensions WHERE subject = $1 ORDER BY created_at DESC, id LIMIT $2`, [subject, limit])).map(suspension);
+}
+
 /** Lifts the active suspension of `subject`; undefined when there is none. */
 export async function clearSuspension(tx: TxSql, subject: string, by: string, at: number): Promise<Suspension | undefined> {
   const [r] = await tx.all(`SELECT ${COLUMNS} FROM suspensions WHERE subject = $1 AND cleared_at IS NULL${tx.dialect.forUpdate}`, [subject]);

@@ -25,11 +25,15 @@ export interface BrokerSpec {
   env?: NodeJS.ProcessEnv;
   /** Keys to create before the broker starts. */
   keys: string[];
+  /** More configuration, merged over the bench's. */
+  config?: Record<string, unknown>;
 }
 
 export interface BenchBroker {
   url: string;
   pid: number;
+  /** Its config file, for `keyanchor --config … ` commands against its store. */
+  config: string;
   /** Sends a probe request and resolves with its answer. */
   probe(req: ProbeRequest): Promise<ProbeAnswer>;
   stop(): Promise<void>;
@@ -51,6 +55,7 @@ function writeConfig(spec: BrokerSpec): string {
     custody: spec.custody,
     // One load generator is one source address: lift the per-source challenge limit.
     nonce: { perSource: { ratePerSecond: 1_000_000, burst: 1_000_000 } },
+    ...spec.config,
   };
   writeFileSync(file, JSON.stringify(config, null, 2));
   return file;
@@ -84,6 +89,7 @@ export async function startBenchBroker(spec: BrokerSpec): Promise<BenchBroker> {
   return {
     url,
     pid: proc.pid!,
+    config,
     probe: (req) =>
       new Promise((resolve, reject) => {
         const onMessage = (a: ProbeAnswer) => {

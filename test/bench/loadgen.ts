@@ -24,7 +24,8 @@ export interface LoadgenInit {
   nodeCert: string;
   nodeKey: string;
   program: { path: string; sha256: string };
-  sig: string;
+  /** The publisher signature over the program; none for software approved by its pinned digest. */
+  sig?: string;
   key: string;
   msPerTick: number;
 }
@@ -39,6 +40,8 @@ export interface PhaseCommand {
   fresh: boolean;
   /** Open and check one released key in this many. */
   checkEvery: number;
+  /** A client answered with this problem code stops, as attest-agent exits on `suspended` (default: none stops). */
+  stopOn?: string;
 }
 
 export interface PhaseResult {
@@ -79,6 +82,7 @@ async function runPhase(cmd: PhaseCommand, id: Identity, pool: RecipientPool, ms
       } catch (e) {
         const code = e instanceof ReleaseFailed ? e.code : String(e);
         errors[code] = (errors[code] ?? 0) + 1;
+        if (code === cmd.stopOn) return;
       }
     }
   };
@@ -118,7 +122,7 @@ async function runPhase(cmd: PhaseCommand, id: Identity, pool: RecipientPool, ms
 const init = JSON.parse(process.argv[2]!) as LoadgenInit;
 const id: Identity = {
   node: await readNodeIdentity(init.nodeCert, init.nodeKey),
-  workload: await describeWorkload(init.program, { sigFiles: [init.sig], imageSigs: [] }, {}),
+  workload: await describeWorkload(init.program, { sigFiles: init.sig ? [init.sig] : [], imageSigs: [] }, {}),
   key: init.key,
   ca: readFileSync(init.ca),
 };

@@ -11,6 +11,8 @@
  *   given as a share of it.
  * - `--profile DIR`: instead of the figures, a CPU profile of the broker during a sustained phase,
  *   summarised by category (profile.ts), and the same phase on plain HTTP to price TLS.
+ * - The crypto-anchor controls (controls.ts): their cost with 20 limits and 10 alarms against
+ *   none, and a flood cut off by its alarm next to a steady service; `--controls` runs only these.
  *
  * The machine is shared and noisy: quote the medians and ratios of one run, with its load average.
  */
@@ -27,8 +29,10 @@ import { profileBroker } from './profileRun.js';
 import { execLine, floorLine, header, load, phaseLine, targetLines, totalErrors, warmUpLine } from './report.js';
 import { fmt } from './stats.js';
 import { benchPolicyScale } from './policyScale.js';
+import { benchControls } from './controls.js';
 
 const quick = process.argv.includes('--quick');
+const controlsOnly = process.argv.includes('--controls');
 const profileDir = process.argv.includes('--profile') ? path.resolve(process.argv[process.argv.indexOf('--profile') + 1] ?? '.') : undefined;
 const MEASURE_MS = quick ? 2000 : 10_000;
 const WARMUP_MS = quick ? 500 : 1500;
@@ -58,8 +62,11 @@ const warm = async (label: string, broker: Parameters<typeof warmUp>[1], maxSeco
 
 try {
   say(header(quick));
+  const controls = () => benchControls({ w, files, loadgen, msPerTick: clockTickMs(), quick, measureMs: MEASURE_MS, warmupMs: WARMUP_MS, say });
   if (profileDir) {
     await profileBroker({ ...common, files, loadgen, measureMs: MEASURE_MS, warmupMs: WARMUP_MS, outDir: profileDir, say });
+  } else if (controlsOnly) {
+    for (const line of await controls()) say(line);
   } else {
     const floor = await cryptoFloor(quick ? { batches: 9, perBatch: 100 } : { batches: 21, perBatch: 200 });
     say(floorLine(floor));
@@ -99,7 +106,8 @@ try {
     const h = await benchHashing(quick ? 128 : 512);
     say(`agent hashing: ${fmt(h.mbps, 0)} MB/s streamed sha256 over a ${h.sizeMiB} MiB file (median of 5, page cache warm); sha256sum: ${fmt(h.sha256sumMbps, 0)} MB/s ${load()}`);
     for (const line of await benchPolicyScale(quick)) say(line);
-    for (const line of targetLines(c1, [c8, c64], c64, floor, exec)) say(line);
+    const controlTargets = await controls();
+    for (const line of [...targetLines(c1, [c8, c64], c64, floor, exec), ...controlTargets]) say(line);
   }
 } finally {
   loadgen.stop();

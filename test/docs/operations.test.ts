@@ -1,8 +1,24 @@
 /** docs/operations.md: its config example parses, and its option table names every option there is. */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { systemClock } from '../../src/clock.js';
 import { ConfigSchema, parseConfig } from '../../src/config.js';
 import { pkcs11ToolKekCommand } from '../../src/custody/pkcs11/kek.js';
+import { BrokerMetrics } from '../../src/metrics/brokerMetrics.js';
+import { PolicyCounters } from '../../src/policy/counters.js';
+import { Secret } from '../../src/secret.js';
+import { WebhookSender } from '../../src/webhook/sender.js';
+import { signWebhook, webhookKey } from '../../src/webhook/signing.js';
+import { freePort } from '../helpers/postgres.js';
+import { ROOT } from '../helpers/processes.js';
+
+const until = async (cond: () => boolean) => {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(cond()).toBe(true);
+};
 
 const doc = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
 
@@ -34,10 +50,11 @@ describe('docs/operations.md', () => {
   it('has a config example that parses', () => {
     const m = /<!-- config-example -->\n```yaml\n([\s\S]*?)```/.exec(doc);
     expect(m).not.toBeNull();
-    const c = parseConfig(m![1], { file: '/etc/keyanchor/config.yaml', env: { KEYANCHOR_HSM_PIN: '1234', KEYANCHOR_DB_PASSWORD: 'pw' } });
+    const c = parseConfig(m![1], { file: '/etc/keyanchor/config.yaml', env: { KEYANCHOR_HSM_PIN: '1234', KEYANCHOR_DB_PASSWORD: 'pw', KEYANCHOR_ALARM_WEBHOOK_SECRET: `whsec_${Buffer.alloc(32, 1).toString('base64')}` } });
     expect(c.custody.kind).toBe('pkcs11');
     expect(c.store.kind).toBe('postgres');
     expect(c.admin.enabled).toBe(true);
+    expect(c.alarms.webhook?.url).toBe('https://hooks.internal/keyanchor');
   });
   it('gives the same pkcs11-tool command for a KEK as `keyanchor hsm status` suggests', () => {
     expect(doc).toContain(`\n${pkcs11ToolKekCommand('/usr/lib/softhsm/libsofthsm2.so', 'keyanchor-kek', '01')}\n`);
@@ -47,5 +64,56 @@ describe('docs/operations.md', () => {
     const paths = optionPaths();
     expect(paths.length).toBeGreaterThan(15);
     for (const p of paths) expect(doc, `option ${p}`).toMatch(new RegExp('`' + p.replace(/\./g, '\\.') + '[`.]'));
+  });
+});
+
+describe('docs/operations.md: the controls', () => {
+  const fenced = (marker: string, lang: string) => {
+    const m = new RegExp(`<!-- ${marker} -->\\n\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``).exec(doc);
+    expect(m, marker).not.toBeNull();
+    return m![1]!;
+  };
+
+  it('the webhook receiver example, run as a process, verifies what the broker sends, refuses a forged body, and logs a retried delivery once', async () => {
+    const secret = `whsec_${randomBytes(32).toString('base64')}`;
+    const port = await freePort();
+    const receiver = spawn(process.execPath, ['--input-type=module', '-e', fenced('webhook-receiver', 'js')], { cwd: ROOT, env: { ...process.env, KEYANCHOR_WEBHOOK_SECRET: secret, PORT: String(port) }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const lines: string[] = [];
+    receiver.stdout.on('data', (d: Buffer) => lines.push(...String(d).split('\n').filter(Boolean)));
+    try {
+      await until(() => lines.includes('listening'));
+      const url = `http://127.0.0.1:${port}/keyanchor`;
+      const sender = new WebhookSender({ url, secret: new Secret(secret), timeoutMs: 2000, maxQueue: 10, maxAttempts: 2, backoffMs: 10, maxBackoffMs: 20 }, systemClock);
+      sender.send('keyanchor.alarm.fired', { alarm: 'api-flood', subject: 'software:payments-api' });
+      await until(() => sender.stats().delivered === 1);
+      await sender.close();
+      // The same delivery again (a retry carries the same webhook-id), and a forged one.
+      const body = JSON.stringify({ type: 'keyanchor.alarm.fired', timestamp: new Date().toISOString(), data: { alarm: 'again' } });
+      const ts = Math.floor(Date.now() / 1000);
+      const headers = { 'content-type': 'application/json', 'webhook-id': 'msg_1', 'webhook-timestamp': String(ts), 'webhook-signature': signWebhook(webhookKey(new Secret(secret)), 'msg_1', ts, body) };
+      expect((await fetch(url, { method: 'POST', headers, body })).status).toBe(204);
+      expect((await fetch(url, { method: 'POST', headers, body })).status).toBe(204);
+      expect((await fetch(url, { method: 'POST', headers, body: body.replace('again', 'forged') })).status).toBe(400);
+      await until(() => lines.length >= 3);
+      await new Promise((r) => setTimeout(r, 100));
+      const events = lines.slice(1).map((l) => JSON.parse(l) as { type: string; data: { alarm: string } });
+      expect(events.map((e) => [e.type, e.data.alarm])).toEqual([['keyanchor.alarm.fired', 'api-flood'], ['keyanchor.alarm.fired', 'again']]);
+    } finally {
+      receiver.kill();
+    }
+  });
+
+  it('the alert rules parse and name only metrics the broker exports; every exported metric is documented', async () => {
+    const rules = parse(fenced('alert-rules', 'yaml')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
+    const metrics = new BrokerMetrics(
+      { policy: () => new PolicyCounters().samples({ signed: true, version: 3, expires: Date.now() + 86_400_000 }, Date.now()), webhooks: () => [], suspensions: () => new Map(), inFlight: () => 0 },
+      { nonceTtlMs: 60_000, now: () => Date.now() },
+    );
+    const exported = new Set([...(await metrics.render()).body.matchAll(/^# TYPE (keyanchor_\w+) /gm)].map((m) => m[1]!));
+    expect(exported.size).toBeGreaterThan(15);
+    const used = rules.groups.flatMap((g) => g.rules.flatMap((r) => [...r.expr.matchAll(/keyanchor_\w+/g)].map((m) => m[0].replace(/_(bucket|count|sum)$/, ''))));
+    expect(used.length).toBeGreaterThan(5);
+    for (const name of used) expect(exported, name).toContain(name);
+    for (const name of exported) expect(doc, name).toContain(`| \`${name}\` |`);
   });
 });

@@ -41,5 +41,15 @@ describe('npm run bench --quick', () => {
     expect(out).toMatch(new RegExp(String.raw`^target round trip at concurrency 1 p50 ≤ 3 ms, p99 ≤ 8 ms: p50 ${n} ms, p99 ${n} ms: (met|NOT MET)$`, 'm'));
     expect(out).toMatch(new RegExp(String.raw`^target p99 ≤ 10 × p50 at concurrency 64: p99/p50 ${n}: (met|NOT MET)$`, 'm'));
     expect(out).toMatch(new RegExp(String.raw`^target agent exec adds ≤ 100 ms to Node's own start \(EC recipient\): -?${n} ms: (met|NOT MET)$`, 'm'));
+    const s = String.raw`[+-]${n}`;
+    expect(out).toMatch(new RegExp(String.raw`^controls overhead, concurrency 8: broker CPU per release ${n} µs without controls, ${n} µs with 20 limits and 10 alarms \(${s} %\), median of 1 interleaved round \[load ${n}\]$`, 'm'));
+    expect(out).toMatch(new RegExp(String.raw`^controls overhead, concurrency 1: latency p50 ${n} ms without controls, ${n} ms with them \(${s} ms\); broker CPU per release ${n} µs and ${n} µs \(${s} ms on the request's path\), median of 1 interleaved round \[load ${n}\]$`, 'm'));
+    expect(out).toMatch(new RegExp(String.raw`^suspension check per release, 100 active: in memory ${n} µs; reading them from the store \(SQLite\) would cost ${n} µs \[load ${n}\]$`, 'm'));
+    for (const label of ['clients that stop when suspended, as attest-agent does', 'clients that keep hammering after the cut-off']) {
+      expect(out).toMatch(new RegExp(String.raw`^flood, ${label}: the other service ${n} releases/s \(unloaded ${n}, ${s} %\), p99 ${n} ms \(unloaded ${n} ms, ${s} %\); the flood: [1-9]\d* released, then [1-9]\d* refused \(403 suspended\) \[load ${n}\]$`, 'm'));
+    }
+    expect(out).toMatch(new RegExp(String.raw`^target the controls add ≤ 5 % broker CPU per release \(20 limits, 10 alarms\): ${s} %: (met|NOT MET)$`, 'm'));
+    expect(out).toMatch(new RegExp(String.raw`^target the controls add ≤ 0\.2 ms to the release p50: ${s} ms: (met|NOT MET)$`, 'm'));
+    expect(out).toMatch(new RegExp(String.raw`^target during a flood that is cut off, another service's rate and p99 within 20 % of unloaded: rate ${s} %, p99 ${s} %: (met|NOT MET)$`, 'm'));
   }, 300_000);
 });

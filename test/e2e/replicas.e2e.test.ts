@@ -1,7 +1,8 @@
 /**
  * Three real `keyanchor serve` processes on one real PostgreSQL database (started for this file):
  * a nonce is good for exactly one release across all replicas, a rotation through one replica's
- * admin API is released at the new version by another, stopping PostgreSQL under load gives only
+ * admin API is released at the new version by another, a rate limit holds across the replicas, a
+ * suspension set or cleared through one replica is enforced by the others within 1 s, stopping PostgreSQL under load gives only
  * `503 store_unavailable` and the brokers recover by themselves, and a replica SIGKILLed under
  * load takes nothing committed with it: every answered release has its audit record.
  */
@@ -12,13 +13,16 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresAvailable, startPostgres, type PgCluster } from '../helpers/postgres.js';
 import { postJson, setUpReplicas, type Answer, type Replicas } from '../helpers/replicas.js';
-import { APP_KEY, makeEvidence, makeWorld, openReleased, type World } from '../helpers/world.js';
+import { APP_KEY, IMG_KEY, makeEvidence, makeWorld, openReleased, type World } from '../helpers/world.js';
 
 const available = postgresAvailable();
 const ISSUER = 'https://idp.replicas.test';
 const AUDIENCE = 'keyanchor-admin';
 const ROUNDS = 20;
 const SUBMISSIONS = 200;
+/** The limit on IMG_KEY, per minute, and the attempts made against it at once. */
+const LIMIT = 10;
+const ATTEMPTS = 30;
 
 let cluster: PgCluster;
 let w: World;
@@ -34,9 +38,10 @@ beforeAll(async () => {
   const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
   idpKey = privateKey;
   writeFileSync(path.join(w.dir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'idp', use: 'sig' }] }));
-  writeFileSync(path.join(w.policyDir, 'teams.yaml'), 'teams:\n  - name: team\n    keyPrefixes: ["team/"]\n    members: ["jwt:sub:owner@example.com"]\n');
+  writeFileSync(path.join(w.policyDir, 'teams.yaml'), 'teams:\n  - name: team\n    keyPrefixes: ["team/"]\n    members: ["jwt:sub:owner@example.com"]\n  - name: secops\n    role: security\n    members: ["jwt:group:secops"]\n');
+  writeFileSync(path.join(w.policyDir, 'limits.yaml'), `limits:\n  - name: img-key\n    key: ${IMG_KEY}\n    windows: ["${LIMIT}/min"]\n`);
   r = await setUpReplicas(w, cluster, db, {
-    keys: [APP_KEY],
+    keys: [APP_KEY, IMG_KEY],
     extra: { admin: { enabled: true, jwt: { issuer: ISSUER, audience: AUDIENCE, jwksFile: path.join(w.dir, 'jwks.json'), algorithms: ['ES256'] } } },
   });
   for (let i = 0; i < 3; i++) await r.start();
@@ -102,6 +107,49 @@ describe.skipIf(!available)('three brokers on one PostgreSQL database', () => {
       const prior = await openReleased(old.jwe, before.recipient);
       expect(fresh.key.equals(prior.key)).toBe(false);
     }
+  });
+
+  it(`a limit of ${LIMIT} per minute holds across the replicas: of ${ATTEMPTS} attempts at once spread over the three, ${LIMIT} are allowed`, { timeout: 60_000 }, async () => {
+    const urls = r.brokers.map((b) => b.url);
+    // Evidence first (challenges spread over the replicas), so that the attempts themselves go out together.
+    const ready = await Promise.all(Array.from({ length: ATTEMPTS }, async (_, i) => {
+      const ev = await makeEvidence(w, { nonce: await challenge(urls[i % 3]!), binary: { sha256: w.pinnedSha256, sigs: [] }, image: { digest: w.imageDigest }, keys: [{ name: IMG_KEY }] });
+      return { url: urls[(i + 1) % 3]!, evidence: ev.compact };
+    }));
+    const started = Date.now();
+    const answers = await Promise.all(ready.map((x) => attest(x.url, x.evidence)));
+    const elapsedMs = Date.now() - started;
+    // GCRA: a burst of N from an idle window, then one every 60 s / N; the test takes seconds, so
+    // at most what the window refilled meanwhile (nothing below 6 s) may pass beyond N.
+    const refilled = Math.floor((elapsedMs * LIMIT) / 60_000);
+    console.log(`limit across replicas: ${JSON.stringify(summary(answers))} in ${elapsedMs} ms (refilled meanwhile: ${refilled})`);
+    const allowed = answers.filter((a) => a.status === 200).length;
+    expect(allowed).toBeGreaterThanOrEqual(LIMIT);
+    expect(allowed).toBeLessThanOrEqual(LIMIT + refilled);
+    expect(Object.keys(summary(answers))).toEqual(['200', '429 rate_limited']);
+    const [windows] = await query<{ n: string }>(`SELECT COUNT(*) AS n FROM limit_windows WHERE window_key = 'L:img-key:${LIMIT}/min'`);
+    expect(Number(windows!.n)).toBe(1);
+  });
+
+  it('a suspension set through one replica is enforced by the others within 1 s; cleared, likewise', { timeout: 60_000 }, async () => {
+    const [a, b, c] = r.brokers.map((x) => x.url);
+    const token = await new SignJWT({ sub: 'sec@example.com', groups: ['secops'], iss: ISSUER, aud: AUDIENCE }).setProtectedHeader({ alg: 'ES256', kid: 'idp' }).setIssuedAt().setExpirationTime('5m').sign(idpKey);
+    const admin = (method: string, p: string, body?: unknown) =>
+      fetch(`${a}/v1/admin${p}`, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+    // Evidence made beforehand, so that what is measured is the broker's answer only.
+    const primed = async (url: string) => ({ url, evidence: (await makeEvidence(w, { nonce: await challenge(url) })).compact });
+    const before = await Promise.all([b!, c!].map(primed));
+    expect((await Promise.all(before.map((x) => attest(x.url, x.evidence)))).map((x) => x.status)).toEqual([200, 200]);
+
+    const during = await Promise.all([b!, c!, b!, c!].map(primed));
+    expect((await admin('POST', '/suspensions', { subject: 'software:app', reason: 'replica test' })).status).toBe(201);
+    await sleep(1000);
+    expect((await Promise.all(during.map((x) => attest(x.url, x.evidence)))).map((x) => `${x.status} ${x.code}`)).toEqual(Array(4).fill('403 suspended'));
+
+    const after = await Promise.all([b!, c!].map(primed));
+    expect((await admin('POST', `/suspensions/${encodeURIComponent('software:app')}/clear`)).status).toBe(200);
+    await sleep(1000);
+    expect((await Promise.all(after.map((x) => attest(x.url, x.evidence)))).map((x) => x.status)).toEqual([200, 200]);
   });
 
   it('PostgreSQL stopped under load: only 503 store_unavailable (and /readyz 503) while it is down; releases resume by themselves', { timeout: 120_000 }, async () => {
@@ -205,7 +253,7 @@ describe.skipIf(!available)('three brokers on one PostgreSQL database', () => {
     const rows = await query<{ body: string }>("SELECT body FROM audit WHERE event = 'release'");
     const recorded = new Set(rows.map((x) => (JSON.parse(x.body) as { requestId: string }).requestId));
     expect(released.filter((id) => !recorded.has(id))).toEqual([]);
-    const [stats] = await query<{ n: string }>(`SELECT SUM(count) AS n FROM release_stats WHERE name = '${APP_KEY}'`);
+    const [stats] = await query<{ n: string }>('SELECT SUM(count) AS n FROM release_stats'); // every release here is of one key
     expect(Number(stats!.n)).toBe(rows.length);
     const verify = await r.keyanchor('audit', 'verify');
     expect(verify.code, verify.stderr).toBe(0);

@@ -346,6 +346,66 @@ describe('bad input', () => {
   });
 });
 
+describe('suspensions (security role only)', () => {
+  const subject = encodeURIComponent('software:app');
+  it('set (idempotent), list, show with history, clear; each recorded with the caller; a release is refused meanwhile', async () => {
+    const t = await sec();
+    const set = await call('post', '/v1/admin/suspensions', t, { subject: 'software:app', reason: 'incident 42' });
+    expect(set.status).toBe(201);
+    expect(set.body).toMatchObject({ created: true, suspension: { subject: 'software:app', reason: 'incident 42', createdBy: 'jwt:sub:sec@example.com', active: true } });
+    const again = await call('post', '/v1/admin/suspensions', t, { subject: 'software:app', reason: 'again' });
+    expect({ status: again.status, created: again.body.created, id: again.body.suspension.id }).toEqual({ status: 200, created: false, id: set.body.suspension.id });
+    expect((await call('get', '/v1/admin/suspensions', t)).body.suspensions.map((x: { subject: string }) => x.subject)).toEqual(['software:app']);
+
+    const n = (await request(app).post('/v1/challenge').send({}).expect(200)).body.nonce as string;
+    const refused = await request(app).post('/v1/attest').set('content-type', 'application/json').send(JSON.stringify({ evidence: (await makeEvidence(w, { nonce: n })).compact }));
+    expect({ status: refused.status, code: refused.body.code }).toEqual({ status: 403, code: 'suspended' });
+
+    const cleared = await call('post', `/v1/admin/suspensions/${subject}/clear`, t);
+    expect(cleared.status).toBe(200);
+    expect(cleared.body).toMatchObject({ subject: 'software:app', active: false, clearedBy: 'jwt:sub:sec@example.com' });
+    const shown = await call('get', `/v1/admin/suspensions/${subject}`, t);
+    expect(shown.status).toBe(200);
+    expect(shown.body).toMatchObject({ subject: 'software:app', active: null, history: [{ id: set.body.suspension.id, active: false }] });
+    const n2 = (await request(app).post('/v1/challenge').send({}).expect(200)).body.nonce as string;
+    // No longer suspended: the attempt goes on to the store, where the key (not created here) is missing.
+    const after = await request(app).post('/v1/attest').set('content-type', 'application/json').send(JSON.stringify({ evidence: (await makeEvidence(w, { nonce: n2 })).compact }));
+    expect({ status: after.status, code: after.body.code }).toEqual({ status: 404, code: 'key_unknown' });
+    const events = (await auditRecords(b.store.read)).filter((r) => String(r.event).startsWith('suspension.'));
+    expect(events.map((r) => [r.event, r.subject, r.by])).toEqual([['suspension.set', 'software:app', 'jwt:sub:sec@example.com'], ['suspension.cleared', 'software:app', 'jwt:sub:sec@example.com']]);
+  });
+
+  it('a node subject in the path, URL-encoded; a subject never suspended or not suspended now is 404 suspension_unknown', async () => {
+    const t = await sec();
+    const node = 'node:spiffe://test/zone/z1/node-9';
+    expect((await call('post', '/v1/admin/suspensions', t, { subject: node, reason: 'stolen' })).status).toBe(201);
+    expect((await call('get', `/v1/admin/suspensions/${encodeURIComponent(node)}`, t)).body.active).toMatchObject({ subject: node });
+    expect((await call('post', `/v1/admin/suspensions/${encodeURIComponent(node)}/clear`, t, {})).status).toBe(200);
+    expectProblem(await call('post', `/v1/admin/suspensions/${encodeURIComponent(node)}/clear`, t), 404, 'suspension_unknown');
+    expectProblem(await call('get', `/v1/admin/suspensions/${encodeURIComponent('zone:never')}`, t), 404, 'suspension_unknown');
+  });
+
+  it('an owner team and a caller in no team are 403 forbidden for every suspension operation', async () => {
+    for (const who of [await pat(), await nobody()]) {
+      expectProblem(await call('get', '/v1/admin/suspensions', who), 403, 'forbidden');
+      expectProblem(await call('post', '/v1/admin/suspensions', who, { subject: 'software:app', reason: 'r' }), 403, 'forbidden');
+      expectProblem(await call('get', `/v1/admin/suspensions/${subject}`, who), 403, 'forbidden');
+      expectProblem(await call('post', `/v1/admin/suspensions/${subject}/clear`, who), 403, 'forbidden');
+    }
+    expect((await call('get', '/v1/admin/suspensions', await sec())).body.suspensions).toEqual([]);
+  });
+
+  it('bad input is 400 request_malformed; wrong methods 405', async () => {
+    const t = await sec();
+    for (const body of [{}, { subject: 'software:app' }, { subject: 'software:app', reason: '' }, { subject: 'galaxy:far', reason: 'r' }, { subject: 'software:App', reason: 'r' }, { subject: 'node:not a uri', reason: 'r' }, { subject: 'key:nokey', reason: 'r' }, { subject: 'software:app', reason: 'r', extra: 1 }]) {
+      expectProblem(await call('post', '/v1/admin/suspensions', t, body), 400, 'request_malformed');
+    }
+    expectProblem(await call('get', `/v1/admin/suspensions/${encodeURIComponent('software:Bad Name')}`, t), 400, 'request_malformed');
+    expectProblem(await call('post', `/v1/admin/suspensions/${subject}/clear`, t, { why: 'no' }), 400, 'request_malformed');
+    expectProblem(await call('delete', '/v1/admin/suspensions', t), 405, 'method_not_allowed');
+  });
+});
+
 describe('release statistics', () => {
   it('a key shows, per version, its releases (statistics kept by the release transaction)', async () => {
     await b.keys.create(APP_KEY, 'test');

@@ -83,7 +83,7 @@ describe('signed policy over HTTP', () => {
 
   it('/readyz says the policy is signed, with its version and expiry', async () => {
     const r = await request(b.app).get('/readyz');
-    expect({ status: r.status, body: r.body }).toEqual({ status: 200, body: { status: 'ready', policy: { signed: true, version: 1, expires: new Date(Math.floor((clock.now() + 10 * DAY) / 1000) * 1000).toISOString() } } });
+    expect({ status: r.status, body: r.body }).toEqual({ status: 200, body: { status: 'ready', policy: { signed: true, version: 1, expires: new Date(Math.floor((clock.now() + 10 * DAY) / 1000) * 1000).toISOString() }, controls: { limits: 0, alarms: 0, deniedNodes: 0, suspensions: 0 } } });
   });
 
   it('reload: an owner team may not; the security team may, and an unchanged bundle says so', async () => {

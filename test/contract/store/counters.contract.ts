@@ -1,6 +1,6 @@
 /** Counters per (key, bucket): added in transactions, read by key and bucket range. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { addCounters, readCounters } from '../../../src/store/counters.js';
+import { addCounters, addCountersReturning, readCounters } from '../../../src/store/counters.js';
 import type { MakeStore } from './harness.js';
 import { Opened } from './harness.js';
 
@@ -29,6 +29,16 @@ export function countersContract(make: MakeStore): void {
         throw new Error('rolled back');
       })).rejects.toThrow();
       expect(await readCounters(t.store.read, 'k', 1, 1)).toEqual([{ bucket: 1, count: 30 }]);
+    });
+
+    it('an addition returns the counts after it: of concurrent additions on two connections, exactly one sees each count', async () => {
+      const t = await make();
+      opened.add(t.store);
+      const other = opened.add(await t.another());
+      const seen = await Promise.all(Array.from({ length: 24 }, (_, i) => (i % 2 ? t.store : other).transaction((tx) => addCountersReturning(tx, [{ key: 'A:flood', bucket: 60_000 }, { key: 'A:other', bucket: 60_000, n: 2 }]))));
+      expect(seen.map((r) => r.find((x) => x.key === 'A:flood')!.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
+      expect(seen.every((r) => r.find((x) => x.key === 'A:other')!.count % 2 === 0)).toBe(true);
+      expect(await readCounters(t.store.read, 'A:other', 0, 60_000)).toEqual([{ bucket: 60_000, count: 48 }]);
     });
 
     it('old buckets are purged in batches', async () => {

@@ -1,6 +1,8 @@
 /** The GCRA limits primitive: check-all-then-charge-all, atomic across connections. */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LimitWindow } from '../../../src/limits/gcra.js';
+import { chargeAndCount } from '../../../src/store/controls.js';
+import { readCounters } from '../../../src/store/counters.js';
 import { chargeLimits } from '../../../src/store/limits.js';
 import type { MakeStore } from './harness.js';
 import { Opened } from './harness.js';
@@ -55,6 +57,24 @@ export function limitsContract(make: MakeStore): void {
         throw new Error('custody refused');
       })).rejects.toThrow();
       expect((await store.transaction((tx) => chargeLimits(tx, [w], T))).allowed).toBe(true);
+    });
+
+    it('windows and alarm counts in one step: all or nothing, the counts after the addition, each count seen once across connections', async () => {
+      const t = await make();
+      opened.add(t.store);
+      const other = opened.add(await t.another());
+      const w: LimitWindow = { key: 'L:both:20/min', limit: 20, periodMs: 60_000 };
+      const adds = [{ key: 'A:flood', bucket: 60_000 }, { key: 'A:flood@n1', bucket: 60_000 }];
+      const results = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 ? t.store : other).transaction((tx) => chargeAndCount(tx, [w], adds, T))));
+      const allowed = results.filter((r) => r.limits.allowed);
+      expect(allowed).toHaveLength(20);
+      expect(results.filter((r) => !r.limits.allowed).every((r) => r.counts.length === 0)).toBe(true);
+      // Refused charges counted nothing: each allowed one saw a different count, 1 to 20.
+      expect(allowed.map((r) => r.counts.find((c) => c.key === 'A:flood')!.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      expect(await readCounters(t.store.read, 'A:flood@n1', 0, 60_000)).toEqual([{ bucket: 60_000, count: 20 }]);
+      // Counts alone, and neither.
+      expect((await t.store.transaction((tx) => chargeAndCount(tx, [], [{ key: 'A:flood', bucket: 60_000, n: 5 }], T))).counts).toEqual([{ key: 'A:flood', bucket: 60_000, count: 25 }]);
+      expect(await t.store.transaction((tx) => chargeAndCount(tx, [], [], T))).toEqual({ limits: { allowed: true, tats: new Map() }, counts: [] });
     });
 
     it('idle windows are purged and count as idle', async () => {

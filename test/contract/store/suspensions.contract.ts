@@ -1,6 +1,6 @@
 /** Suspensions: idempotent per subject, listed while active, cleared once, durable. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { activeSuspensions, clearSuspension, suspend } from '../../../src/store/suspensions.js';
+import { activeSuspensions, clearSuspension, suspend, suspensionsOf } from '../../../src/store/suspensions.js';
 import type { MakeStore } from './harness.js';
 import { Opened } from './harness.js';
 
@@ -35,6 +35,10 @@ export function suspensionsContract(make: MakeStore): void {
       const again = await store.transaction((tx) => suspend(tx, s('node:n1', 3000)));
       expect(again.created).toBe(true);
       expect(again.suspension.id).not.toBe(first.suspension.id);
+      // The subject's history, newest first: the active one, then the cleared one.
+      const history = await suspensionsOf(store.read, 'node:n1');
+      expect(history.map((x) => [x.id, x.clearedAt])).toEqual([[again.suspension.id, undefined], [first.suspension.id, 2000]]);
+      expect(await suspensionsOf(store.read, 'node:never')).toEqual([]);
     });
 
     it('survives closing and reopening the store', async () => {

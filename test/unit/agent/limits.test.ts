@@ -47,7 +47,7 @@ describe('rate limits and suspensions', () => {
     const b = await start([{ path: '/v1/attest', status: 403, code: 'suspended' }]);
     const r = await fetchCli(b, '--wait-on-rate-limit', '60');
     expect(r.status).toBe(51);
-    expect(r.err).toBe('attest-agent: suspended: releases to this workload, node or zone are suspended by an alarm or an operator (request req-2)\n');
+    expect(r.err).toBe("attest-agent: suspended: releases to this workload, node, zone or key are suspended (an alarm, an operator, or the policy's node deny-list) (request req-2)\n");
     expect(b.nonces).toHaveLength(1);
   });
 

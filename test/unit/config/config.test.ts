@@ -43,7 +43,9 @@ describe('embedded defaults', () => {
     expect(c.audit).toEqual({ unauthenticatedWindowSeconds: 60, unauthenticatedMaxSources: 10_000 });
     expect(c.log).toEqual({ level: 'info' });
     expect(c.dev).toEqual({ enabled: false });
-    expect(c.server).toEqual({ maxConnections: 4096, maxConnectionsPerSource: 128, shutdownGraceSeconds: 20 });
+    expect(c.server).toEqual({ maxConnections: 4096, maxConnectionsPerSource: 128, shutdownGraceSeconds: 20, maxAttestationsInFlight: 256 });
+    expect(c.alarms).toEqual({});
+    expect(c.metrics).toEqual({ enabled: true });
     expect(c.tls).toBeUndefined();
     expect(c.configDir).toBe(process.cwd());
     expect(c.stateDir).toBe(path.resolve(process.cwd(), 'state'));
@@ -380,5 +382,34 @@ describe('paths', () => {
     const c = parseConfig('stateDir: s\n', { file: 'conf/keyanchor.yaml' });
     expect(c.configDir).toBe(path.resolve('conf'));
     expect(c.stateDir).toBe(path.resolve('conf', 's'));
+  });
+});
+
+describe('the controls: alarms.webhook, metrics, server.maxAttestationsInFlight', () => {
+  const SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+  it("the alarm webhook's secret from env or a file, wrapped in a Secret; its CA relative to the config", () => {
+    const file = path.join(dir, 'hooks.yaml');
+    writeFileSync(path.join(dir, 'hook-secret'), `${SECRET}\n`);
+    writeFileSync(path.join(dir, 'hook-ca.pem'), 'PEM');
+    const c = parseConfig('alarms: { webhook: { url: "https://hooks.example/keyanchor", secret: { env: KA_HOOK }, ca: hook-ca.pem, maxAttempts: 3 } }\n', { file, env: { KA_HOOK: SECRET } });
+    expect(c.alarms.webhook).toMatchObject({ url: 'https://hooks.example/keyanchor', ca: 'PEM', maxAttempts: 3, maxQueue: 1000, timeoutMs: 5000 });
+    expect(c.alarms.webhook!.secret.reveal()).toBe(SECRET);
+    expect(JSON.stringify(c)).not.toContain(SECRET.slice(6));
+    expect(parseConfig('alarms: { webhook: { url: "http://127.0.0.1:9/h", secret: { file: hook-secret } } }\n', { file }).alarms.webhook!.secret.reveal()).toBe(SECRET);
+  });
+
+  it('a missing or malformed secret, a bad URL, an unknown key: located problems; --schema-only reads no secret', () => {
+    const file = path.join(dir, 'hooks.yaml');
+    expect(() => parseConfig('alarms: { webhook: { url: "https://h.example/", secret: { env: NOPE } } }\n', { file, env: {} })).toThrow(`${file} alarms.webhook.secret: environment variable NOPE is not set`);
+    expect(() => parseConfig('alarms: { webhook: { url: "https://h.example/", secret: { env: S } } }\n', { file, env: { S: 'not-a-whsec' } })).toThrow(`${file} alarms.webhook.secret: a webhook secret is "whsec_" followed by the base64 of at least 24 random bytes`);
+    expect(() => parseConfig('alarms: { webhook: { url: "ftp://h.example/", secret: { env: S } } }\n', { file })).toThrow(/hooks\.yaml:1:\d+ alarms\.webhook\.url: /);
+    expect(() => parseConfig('alarms: { email: x }\n', { file })).toThrow(/hooks\.yaml:1:\d+ alarms\.email: unknown key "email"/);
+    expect(parseConfig('alarms: { webhook: { url: "https://h.example/", secret: { env: NOPE } } }\n', { file, env: {}, resolveSecrets: false }).alarms.webhook!.url).toBe('https://h.example/');
+  });
+
+  it('metrics on a separate listener, or off; the in-flight cap within bounds', () => {
+    expect(parseConfig('metrics: { listen: { port: 9464 } }\n').metrics).toEqual({ enabled: true, listen: { host: '127.0.0.1', port: 9464 } });
+    expect(parseConfig('metrics: { enabled: false }\n').metrics).toEqual({ enabled: false });
+    expect(() => parseConfig('server: { maxAttestationsInFlight: 0 }\n')).toThrow(/server\.maxAttestationsInFlight: Too small/);
   });
 });

@@ -59,6 +59,30 @@ describe('gcra', () => {
     expect(() => gcra([w('a', 1, 0)], new Map(), T)).toThrow(RangeError);
   });
 
+  it('over any span of length t at most limit + ⌊t · limit / period⌋ pass, whatever the arrival pattern', () => {
+    const win = w('a', 10, 60_000);
+    for (const step of [1, 700, 5_999, 6_000, 13_000]) {
+      const s = new Map<string, number>();
+      const passed: number[] = [];
+      for (let at = T; at < T + 300_000; at += step) if (charge(s, [win], at).allowed) passed.push(at);
+      for (const from of passed) {
+        for (const t of [1_000, 30_000, 59_999, 60_000, 120_000]) {
+          const inSpan = passed.filter((x) => x >= from && x < from + t).length;
+          expect(inSpan, `step ${step}, span ${t}`).toBeLessThanOrEqual(10 + Math.floor((t * 10) / 60_000));
+        }
+      }
+    }
+  });
+
+  it("a request timed a little before the stored state (charged after later ones) is judged, not taken for a clock step", () => {
+    const s = new Map<string, number>();
+    const win = w('a', 10, 60_000);
+    for (let i = 0; i < 10; i++) expect(charge(s, [win], T).allowed).toBe(true);
+    // Began 5 ms before the burst, got the lock after it: refused (a reset would allow a second burst).
+    expect(charge(s, [win], T - 5)).toEqual({ allowed: false, key: 'a', retryAfterMs: 6005 });
+    expect(charge(s, [win], T - 59_000).allowed).toBe(false);
+  });
+
   it('a clock stepped back a day: the window counts as idle (one burst), not locked out for a day', () => {
     const s = new Map<string, number>();
     const win = w('a', 2, 1000);

@@ -11,7 +11,7 @@ const OTHER_BIN = 'cc'.repeat(32);
 const IMG = `sha256:${'d4'.repeat(32)}`;
 
 function policy(p: { zones?: Zone[]; software?: Software[] }): Policy {
-  return { nodeCAs: new Map(), publishers: new Map(), zones: p.zones ?? [], software: p.software ?? [], teams: [], sources: [] };
+  return { nodeCAs: new Map(), publishers: new Map(), zones: p.zones ?? [], software: p.software ?? [], teams: [], limits: [], alarms: [], deniedNodes: [], sources: [] };
 }
 
 function sw(name: string, o: { digests?: string[]; publishers?: string[]; image?: { digests?: string[]; publishers?: string[] }; grants: Grant[] }): Software {

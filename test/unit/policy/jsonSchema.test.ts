@@ -13,7 +13,7 @@ describe(POLICY_SCHEMA_FILE, () => {
   it('refuses unknown keys and names every section', () => {
     const s = JSON.parse(committed) as { additionalProperties: boolean; properties: Record<string, unknown> };
     expect(s.additionalProperties).toBe(false);
-    expect(Object.keys(s.properties)).toEqual(['version', 'nodeCAs', 'zones', 'publishers', 'software', 'teams']);
+    expect(Object.keys(s.properties)).toEqual(['version', 'nodeCAs', 'zones', 'publishers', 'software', 'teams', 'limits', 'alarms', 'deniedNodes']);
   });
 
   it('carries the key-grant form as a pattern an editor can check', () => {

@@ -35,7 +35,7 @@ function randomPolicy(r: ReturnType<typeof rng>): Policy {
     const image = r.chance(0.05) ? { digests: new Set(IMAGES), publishers: [...PUBS] } : r.chance(0.4) ? { digests: new Set(some(IMAGES, 0.2)), publishers: some(PUBS, 0.3) } : undefined;
     return { name: `s${i}`, binary, ...(image ? { image } : {}), grants: [{ keys: [{ name: 'team/a' }], zones: ['z0'] }] };
   });
-  return { nodeCAs: new Map(), publishers: new Map(), zones, software, teams: [], sources: [] };
+  return { nodeCAs: new Map(), publishers: new Map(), zones, software, teams: [], limits: [], alarms: [], deniedNodes: [], sources: [] };
 }
 
 /** The linear scans the index replaced. */
