@@ -6,6 +6,7 @@
  * Times are epoch milliseconds (BIGINT) or ISO strings where they are shown to people as such;
  * JSON is TEXT in both backends; blobs are BLOB / BYTEA.
  */
+import { auditMigration } from './auditSchema.js';
 import type { Dialect } from './sql.js';
 
 export interface Migration {
@@ -56,6 +57,10 @@ export const MIGRATIONS: readonly Migration[] = [
       `INSERT INTO changes (topic, counter) VALUES ('keys', 0), ('suspensions', 0), ('policy', 0)`,
     ],
   },
+  // Number 2 belongs to the rate-limits and alarms work (issue 8), merged separately: an empty step
+  // here keeps the numbering until it lands in its place.
+  { version: 2, what: 'reserved for rate limits and alarms', sql: () => [] },
+  { version: 3, what: 'audit: commit-order positions, search terms, writer chains, the signed checkpoint log', sql: auditMigration },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -1,5 +1,8 @@
 /** Every store contract suite, for one backend. */
 import { auditContract } from './audit.contract.js';
+import { auditCheckpointsContract } from './auditCheckpoints.contract.js';
+import { auditSearchContract } from './auditSearch.contract.js';
+import { auditTailContract } from './auditTail.contract.js';
 import { changesContract } from './changes.contract.js';
 import { countersContract } from './counters.contract.js';
 import type { MakeStore } from './harness.js';
@@ -16,6 +19,9 @@ export function registerStoreContracts(make: MakeStore): void {
   suspensionsContract(make);
   keystoreContract(make);
   auditContract(make);
+  auditSearchContract(make);
+  auditTailContract(make);
+  auditCheckpointsContract(make);
   highWaterContract(make);
   changesContract(make);
 }

@@ -1,0 +1,60 @@
+/**
+ * The broker's audit parts, built together: the recorder of standalone records, the signing key
+ * and the checkpointer with its witnesses, the tally of admin authentication failures, and the
+ * readiness check (this writer's checkpoints sign, and a record can be written now).
+ */
+import type { Clock } from '../clock.js';
+import type { Config } from '../config.js';
+import type { KeyCustodian } from '../custody/custodian.js';
+import type { Logger } from '../log.js';
+import type { PolicySnapshot } from '../policy/runtime.js';
+import { probeAuditWrite } from '../store/audit.js';
+import type { StateStore } from '../store/stateStore.js';
+import { Checkpointer } from './checkpointer.js';
+import { auditStoreId, storeAuditSigner } from './signingKey.js';
+import { RefusalTally } from './unauthenticated.js';
+import { createWitnesses } from './witness/index.js';
+
+export interface BrokerAudit {
+  checkpointer: Checkpointer;
+  /** Admin API authentication failures (401), counted per source and window. */
+  adminUnauthenticated: RefusalTally;
+  /** For readiness: throws while checkpoints fail or a record cannot be written. */
+  check(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startBrokerAudit(
+  d: { config: Config; store: StateStore; custodian: KeyCustodian; clock: Clock; log: Logger; policy: () => PolicySnapshot },
+  failed: (what: string, e: unknown) => void,
+): Promise<BrokerAudit> {
+  const { config, store, clock, log } = d;
+  const signer = await storeAuditSigner(config, store, d.custodian, true);
+  const checkpointer = new Checkpointer({
+    store, signer, clock, storeId: await auditStoreId(store),
+    policy: () => {
+      const s = d.policy();
+      return { version: s.version, manifestSha256: s.manifestSha256 };
+    },
+    everyRecords: config.audit.checkpoint.everyRecords,
+    everyMs: config.audit.checkpoint.everySeconds * 1000,
+    sweepMs: config.audit.checkpoint.sweepSeconds * 1000,
+    witnesses: createWitnesses(config.audit.witnesses, { clock, log }),
+    onError: failed,
+  });
+  checkpointer.start();
+  log.info({ keyId: signer.keyId, custody: signer.kind, witnesses: config.audit.witnesses.map((w) => w.kind) }, 'audit checkpoints signed with this key');
+  const adminUnauthenticated = new RefusalTally(store, clock, { windowMs: config.audit.unauthenticatedWindowSeconds * 1000, maxSources: config.audit.unauthenticatedMaxSources }, (e) => failed('recording admin authentication failures', e), 'admin.unauthenticated');
+  return {
+    checkpointer,
+    adminUnauthenticated,
+    check: async () => {
+      checkpointer.health();
+      await probeAuditWrite((fn) => store.transaction(fn), clock.now());
+    },
+    close: async () => {
+      await adminUnauthenticated.close();
+      await checkpointer.close();
+    },
+  };
+}

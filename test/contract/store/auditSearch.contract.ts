@@ -1,0 +1,127 @@
+/** Search terms: written with each record, filled by migration 3 for older ones, and searched through an index. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { appendAudit } from '../../../src/store/audit.js';
+import { auditMigration } from '../../../src/store/auditSchema.js';
+import { searchAudit, searchSql, type AuditQuery } from '../../../src/store/auditSearch.js';
+import { term } from '../../../src/store/auditTerms.js';
+import type { Sql } from '../../../src/store/sql.js';
+import type { StateStore } from '../../../src/store/stateStore.js';
+import type { MakeStore } from './harness.js';
+import { Opened } from './harness.js';
+
+const T0 = 1_900_000_000_000;
+
+/** One record of each shape the broker writes, at T0 + i seconds. */
+const SAMPLES: Array<Record<string, unknown> & { event: string }> = [
+  { event: 'release', requested: [{ name: 'pay/db' }, { name: 'pay/card', version: 2 }], node: { sanUris: ['spiffe://x/zone/z1/n1'], subject: 'CN=n1' }, software: ['app', 'worker'], released: ['pay/db@1', 'pay/card@2'] },
+  { event: 'refusal', code: 'software_not_approved', requested: [{ name: 'pay/db' }], node: { sanUris: [], subject: 'CN=n2' }, software: [] },
+  { event: 'refusal.unauthenticated', source: '10.0.0.1', codes: { nonce_unknown: 3, evidence_malformed: 1 }, count: 4 },
+  { event: 'key.create', key: 'pay/db', version: 1, actor: 'cli:alice' },
+  { event: 'admin.forbidden', actor: 'jwt:sub:mallory', code: 'forbidden', path: '/v1/admin/keys/hr/x' },
+  { event: 'policy.load', trigger: 'start', version: 7, manifestSha256: 'ab'.repeat(32) },
+];
+
+async function writeSamples(store: StateStore): Promise<void> {
+  for (const [i, e] of SAMPLES.entries()) await store.transaction((tx) => appendAudit(tx, e, T0 + i * 1000));
+}
+
+async function termsOf(sql: Sql): Promise<string[]> {
+  const rows = await sql.all('SELECT term, at, seq FROM audit_terms WHERE at >= $1 ORDER BY term, at', [T0]);
+  return rows.map((r) => `${String(r.term)} @${Number(r.at) - T0}`);
+}
+
+const events = async (sql: Sql, q: Partial<AuditQuery>) => (await searchAudit(sql, { terms: [], limit: 100, since: T0, ...q })).rows.map((r) => r.event);
+
+export function auditSearchContract(make: MakeStore): void {
+  describe('audit search', () => {
+    const opened = new Opened();
+    afterEach(() => opened.closeAll());
+
+    it('finds records by event, code, key, node, software and actor, within a time range, oldest first', async () => {
+      const store = opened.add((await make()).store);
+      await writeSamples(store);
+      const sql = store.read;
+      expect(await events(sql, { terms: [term('k', 'pay/db')] })).toEqual(['release', 'refusal', 'key.create']);
+      expect(await events(sql, { terms: [term('k', 'pay/card')] })).toEqual(['release']);
+      expect(await events(sql, { terms: [term('n', 'spiffe://x/zone/z1/n1')] })).toEqual(['release']);
+      expect(await events(sql, { terms: [term('n', 'CN=n2')] })).toEqual(['refusal']);
+      expect(await events(sql, { terms: [term('s', 'worker')] })).toEqual(['release']);
+      expect(await events(sql, { terms: [term('c', 'nonce_unknown')] })).toEqual(['refusal.unauthenticated']);
+      expect(await events(sql, { terms: [term('c', 'software_not_approved'), term('k', 'pay/db')] })).toEqual(['refusal']);
+      expect(await events(sql, { terms: [term('c', 'software_not_approved'), term('k', 'pay/card')] })).toEqual([]);
+      expect(await events(sql, { terms: [term('a', 'jwt:sub:mallory')] })).toEqual(['admin.forbidden']);
+      expect(await events(sql, { terms: [term('e', 'policy.load')] })).toEqual(['policy.load']);
+      expect(await events(sql, { terms: [term('k', 'pay/db')], since: T0 + 1000, until: T0 + 3000 })).toEqual(['refusal']);
+      expect(await events(sql, { since: T0 + 4000 })).toEqual(['admin.forbidden', 'policy.load']);
+    });
+
+    it('pages through results with a cursor, each record once', async () => {
+      const store = opened.add((await make()).store);
+      await writeSamples(store);
+      for (const terms of [[], [term('k', 'pay/db')]]) {
+        const seen: string[] = [];
+        let after;
+        for (let page = 0; page < 10; page++) {
+          const r = await searchAudit(store.read, { terms, since: T0, limit: 2, ...(after ? { after } : {}) });
+          seen.push(...r.rows.map((x) => x.event));
+          if (!r.next) break;
+          after = r.next;
+        }
+        expect(seen).toEqual(await events(store.read, { terms }));
+      }
+    });
+
+    it('migration 3 fills the same terms for records written before it as the broker writes with them', async () => {
+      const store = opened.add((await make()).store);
+      await writeSamples(store);
+      const written = await termsOf(store.read);
+      expect(written).toContain('k:pay/card @0');
+      expect(written).toContain('c:evidence_malformed @2000');
+      const backfill = auditMigration(store.read.dialect.name).find((s) => /INTO audit_terms/.test(s))!;
+      await store.transaction(async (tx) => {
+        await tx.run('DELETE FROM audit_terms');
+        await tx.run(backfill);
+      });
+      expect(await termsOf(store.read)).toEqual(written);
+    });
+
+    it('a search by a term and time range is answered from an index, not by scanning a table', async () => {
+      const store = opened.add((await make()).store);
+      await store.transaction(async (tx) => {
+        for (let i = 0; i < 3000; i++) await appendAudit(tx, { event: i % 3 ? 'release' : 'refusal', code: i % 3 ? undefined : 'key_not_granted', requested: [{ name: `team${i % 50}/k` }] }, T0 + i);
+      });
+      const { text, params } = searchSql({ terms: [term('k', 'team7/k'), term('e', 'release')], since: T0 + 100, until: T0 + 2000, limit: 50 });
+      const plan = await explain(store, text, params);
+      if (store.read.dialect.name === 'sqlite') {
+        expect(plan).toMatch(/SEARCH t USING PRIMARY KEY \(term=\? AND at>\? AND at<\?\)/);
+        expect(plan).not.toMatch(/SCAN (t|a|u)\b/);
+      } else {
+        // The driving term's range is an index condition (a plain or bitmap index scan).
+        expect(plan).toMatch(/Index (Only )?Scan (using|on) audit_terms_pkey[^\n]*\n(\s+Index Cond|[^\n]*\n\s+Index Cond): \(\(term = 'k:team7\/k'::text\) AND \(at >= /);
+        expect(plan).not.toMatch(/Seq Scan/);
+      }
+      const byTime = searchSql({ terms: [], since: T0 + 100, until: T0 + 200, limit: 50 });
+      const timePlan = await explain(store, byTime.text, byTime.params);
+      if (store.read.dialect.name === 'sqlite') expect(timePlan).toMatch(/SEARCH audit USING INDEX audit_at/);
+      else expect(timePlan).toMatch(/Index Scan using audit_at on audit/);
+      expect((await searchAudit(store.read, { terms: [term('k', 'team7/k'), term('e', 'release')], since: T0 + 100, until: T0 + 2000, limit: 50 })).rows.length).toBeGreaterThan(10);
+    });
+  });
+}
+
+/**
+ * The query plan. PostgreSQL plans by statistics: after ANALYZE, with sequential scans priced out,
+ * a plan that still scans a table would mean no index can answer the query.
+ */
+async function explain(store: StateStore, text: string, params: unknown[]): Promise<string> {
+  if (store.read.dialect.name === 'sqlite') {
+    const rows = await store.read.all(`EXPLAIN QUERY PLAN ${text}`, params);
+    return rows.map((r) => String(r.detail)).join('\n');
+  }
+  await store.transaction((tx) => tx.run('ANALYZE audit_terms').then(() => tx.run('ANALYZE audit')));
+  return store.transaction(async (tx) => {
+    await tx.run('SET LOCAL enable_seqscan = off');
+    const rows = await tx.all(`EXPLAIN ${text}`, params);
+    return rows.map((r) => String(r['QUERY PLAN'])).join('\n');
+  });
+}
