@@ -3,6 +3,7 @@ import { auditContract } from './audit.contract.js';
 import { auditCheckpointsContract } from './auditCheckpoints.contract.js';
 import { auditSearchContract } from './auditSearch.contract.js';
 import { auditTailContract } from './auditTail.contract.js';
+import { auditTrailContract } from './auditTrail.contract.js';
 import { changesContract } from './changes.contract.js';
 import { countersContract } from './counters.contract.js';
 import type { MakeStore } from './harness.js';
@@ -22,6 +23,7 @@ export function registerStoreContracts(make: MakeStore): void {
   auditSearchContract(make);
   auditTailContract(make);
   auditCheckpointsContract(make);
+  auditTrailContract(make);
   highWaterContract(make);
   changesContract(make);
 }
