@@ -64,6 +64,8 @@ export function showRecord(r: AuditRow, maySee?: (key: string) => boolean): Show
     };
     if ('requested' in record) record.requested = keep<{ name: string }>(record.requested, (x) => String(x?.name));
     if ('released' in record) record.released = keep<string>(record.released, (x) => String(x).replace(/@\d+$/, ''));
+    // A reason may name the keys taken out ("… is not granted …"): withheld with them.
+    if (redacted && 'reason' in record) record.reason = '(withheld: it may name keys of other teams)';
   }
   return { chain: r.chainId, seq: r.seq, time: new Date(r.at).toISOString(), event: r.event, hash: r.hash, record, ...(redacted ? { redacted } : {}) };
 }
