@@ -152,7 +152,7 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
       log,
       policyStatus: () => policy.status(),
       release: { store, nonces, policy: () => policy.latest(), custodian: custody, refusals, clock, maxClockSkewMs: config.evidence.maxClockSkewSeconds * 1000, auditFailed: (e) => auditFailed('recording a release decision', e) },
-      ...(adminAuth ? { admin: { keys, policy: () => policy.latest().policy, policyRuntime: policy, auth: adminAuth, log, audit: { recorder, read: store.read, unauthenticated: audit.adminUnauthenticated, checkpointer: audit.checkpointer } } } : {}),
+      ...(adminAuth ? { admin: { keys, policy: () => policy.latest().policy, policyRuntime: policy, auth: adminAuth, log, audit: { recorder, read: store.read, unauthenticated: audit.adminUnauthenticated, checkpointer: audit.checkpointer, indexer: audit.indexer } } } : {}),
     });
     return {
       app,

@@ -6,8 +6,10 @@
  * 1. the whole trail is verified with the store's own key: tampered history is never retired;
  * 2. each chain's cut is its last checkpoint at or before that entry;
  * 3. one transaction appends a signed anchor (the retired entry's position and digest, and the
- *    cut of every chain that goes on past its cut) and deletes the log entries up to the retired
- *    one: the log then starts right after it, and `audit verify` accepts that start;
+ *    cut of every chain that goes on past its cut), deletes the log entries up to the retired one
+ *    (the log then starts right after it, and `audit verify` accepts that start) and writes the
+ *    `audit.prune` record (so the newest record is never one that is deleted: positions are not
+ *    reused, auditSchema.ts);
  * 4. the records up to each cut are deleted with their search terms, newest first, in batches. A
  *    chain the anchor lists is verified from its cut, so records below the cut that a crash left
  *    behind are skipped; a chain retired whole keeps, after a crash, a prefix that verifies.
@@ -70,15 +72,17 @@ export async function pruneTrail(w: LogWriter, opts: { before: number; against?:
     }
   }
   const goesOn = [...cuts.values()].filter((c) => later.has(c.chain) || (report.chains.find((r) => r.chainId === c.chain)?.last ?? 0) > c.seq);
+  let planned = 0;
+  for (const cut of cuts.values()) planned += num((await sql.all('SELECT COUNT(*) AS n FROM audit WHERE chain_id = $1 AND seq <= $2', [cut.chain, cut.seq]))[0]?.n);
   const anchor = await appendLogEntry(w, { kind: 'anchor', retired: { log: point.n, digest: point.digest }, cuts: goesOn }, async (tx) => {
     await tx.run('DELETE FROM audit_checkpoints WHERE n <= $1', [point.n]);
+    await appendAudit(tx, { event: 'audit.prune', actor: opts.actor, before: new Date(opts.before).toISOString(), retiredThrough: point.n, chains: cuts.size, records: planned }, w.clock.now());
   });
   let records = 0;
   for (const cut of cuts.values()) records += await deleteThrough(w, cut);
   const whole = [...cuts.keys()].filter((c) => !goesOn.some((g) => g.chain === c));
   await w.store.transaction(async (tx) => {
     for (const chain of whole) await tx.run('DELETE FROM audit_chains WHERE chain_id = $1', [chain]);
-    await appendAudit(tx, { event: 'audit.prune', actor: opts.actor, before: new Date(opts.before).toISOString(), retiredThrough: point.n, anchor: anchor.n, chains: cuts.size, records }, w.clock.now());
   });
   return { anchor, retiredThrough: point.n, entries: point.n - (report.log.first ?? point.n) + 1, records, chains: cuts.size };
 }

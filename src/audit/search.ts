@@ -5,7 +5,7 @@
  * teams' key names taken out.
  */
 import type { AuditRow } from '../store/audit.js';
-import { term, type TermKind } from '../store/auditTerms.js';
+import { term, UNINDEXED_EVENTS, type TermKind } from '../store/auditTerms.js';
 import type { AuditQuery, SearchCursor } from '../store/auditSearch.js';
 
 export interface SearchFilter {
@@ -32,8 +32,9 @@ export function whenFrom(s: string, now: number): number | undefined {
 }
 
 export function toQuery(f: SearchFilter, limit: number, after?: SearchCursor): AuditQuery {
-  const terms = ORDER.flatMap(([field, kind]) => (typeof f[field] === 'string' ? [term(kind, f[field])] : []));
-  return { terms, limit, ...(f.since !== undefined ? { since: f.since } : {}), ...(f.until !== undefined ? { until: f.until } : {}), ...(after ? { after } : {}) };
+  const byColumn = f.decision !== undefined && UNINDEXED_EVENTS.has(f.decision);
+  const terms = ORDER.flatMap(([field, kind]) => (typeof f[field] === 'string' && !(field === 'decision' && byColumn) ? [term(kind, f[field])] : []));
+  return { terms, limit, ...(byColumn ? { event: f.decision } : {}), ...(f.since !== undefined ? { since: f.since } : {}), ...(f.until !== undefined ? { until: f.until } : {}), ...(after ? { after } : {}) };
 }
 
 export interface ShownRecord {

@@ -1,7 +1,7 @@
 /**
- * The broker's audit parts, built together: the recorder of standalone records, the signing key
- * and the checkpointer with its witnesses, the tally of admin authentication failures, and the
- * readiness check (this writer's checkpoints sign, and a record can be written now).
+ * The broker's audit parts, built together: the signing key and the checkpointer with its
+ * witnesses, the search indexer, the tally of admin authentication failures, and the readiness
+ * check (this writer's checkpoints sign, and a record can be written now).
  */
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
@@ -11,12 +11,18 @@ import type { PolicySnapshot } from '../policy/runtime.js';
 import { probeAuditWrite } from '../store/audit.js';
 import type { StateStore } from '../store/stateStore.js';
 import { Checkpointer } from './checkpointer.js';
+import { AuditIndexer } from './indexer.js';
 import { auditStoreId, storeAuditSigner } from './signingKey.js';
 import { RefusalTally } from './unauthenticated.js';
 import { createWitnesses } from './witness/index.js';
 
+/** How often the search index catches up with the trail. */
+const INDEX_INTERVAL_MS = 1000;
+
 export interface BrokerAudit {
   checkpointer: Checkpointer;
+  /** The search index, kept a second behind the trail at most. */
+  indexer: AuditIndexer;
   /** Admin API authentication failures (401), counted per source and window. */
   adminUnauthenticated: RefusalTally;
   /** For readiness: throws while checkpoints fail or a record cannot be written. */
@@ -44,9 +50,12 @@ export async function startBrokerAudit(
   });
   checkpointer.start();
   log.info({ keyId: signer.keyId, custody: signer.kind, witnesses: config.audit.witnesses.map((w) => w.kind) }, 'audit checkpoints signed with this key');
+  const indexer = new AuditIndexer(store, (e) => log.warn({ err: String(e) }, 'audit search index: could not catch up (searches may miss the newest records)'));
+  indexer.start(INDEX_INTERVAL_MS);
   const adminUnauthenticated = new RefusalTally(store, clock, { windowMs: config.audit.unauthenticatedWindowSeconds * 1000, maxSources: config.audit.unauthenticatedMaxSources }, (e) => failed('recording admin authentication failures', e), 'admin.unauthenticated');
   return {
     checkpointer,
+    indexer,
     adminUnauthenticated,
     check: async () => {
       checkpointer.health();
@@ -54,6 +63,7 @@ export async function startBrokerAudit(
     },
     close: async () => {
       await adminUnauthenticated.close();
+      await indexer.stop();
       await checkpointer.close();
     },
   };

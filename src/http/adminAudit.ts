@@ -13,6 +13,7 @@ import express, { type Request, type Response, type Router } from 'express';
 import { authorize, requireAuthorized } from '../admin/authorize.js';
 import type { Caller } from '../admin/principal.js';
 import type { Checkpointer } from '../audit/checkpointer.js';
+import type { AuditIndexer } from '../audit/indexer.js';
 import type { AuditRecorder } from '../audit/recorder.js';
 import { showRecord, toQuery, whenFrom, type SearchFilter } from '../audit/search.js';
 import type { RefusalTally } from '../audit/unauthenticated.js';
@@ -29,7 +30,11 @@ export interface AdminAudit {
   /** 401s, counted per source and window (`admin.unauthenticated`). */
   unauthenticated: RefusalTally;
   checkpointer: Pick<Checkpointer, 'checkpointNow'>;
+  indexer: Pick<AuditIndexer, 'catchUp'>;
 }
+
+/** Batches of 1000 records a search indexes before it reads (the rest is the background indexer's). */
+const CATCH_UP_BATCHES = 20;
 
 interface Helpers {
   policy: () => Policy;
@@ -91,6 +96,7 @@ export function adminAuditRoutes(audit: AdminAudit, h: Helpers): Router {
       maySee = (k) => authorize(policy, caller, k).length > 0;
     }
     await record(res, 'admin.audit.search', teams, { filter: Object.fromEntries(q) });
+    await audit.indexer.catchUp(CATCH_UP_BATCHES);
     const page = await searchAudit(audit.read, toQuery(filter, limit, after));
     res.json({ records: page.rows.map((row) => showRecord(row, maySee)), next: page.next ? formatCursor(page.next) : null });
   });

@@ -7,16 +7,16 @@
  *
  * A writer's chain advances only when its transaction commits; a writer whose transaction fails in
  * an uncertain way (a lost connection at COMMIT) abandons the chain and starts a new one, so a
- * chain never has a gap or a fork. Each record also gets its search terms (auditTerms.ts), and a
- * chain's first record registers the chain (`audit_chains`), in the same transaction.
+ * chain never has a gap or a fork. A chain's first record registers the chain (`audit_chains`) in
+ * the same transaction. Search terms are added afterwards, in bulk, by the indexer (auditIndex.ts),
+ * so the release transaction writes one row as before.
  *
  * `appendAudit(tx, event, at)` is the one way the broker writes a record.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { BrokerError } from '../errors.js';
-import { auditTerms } from './auditTerms.js';
 import type { ChainHead, Sql, TxSql } from './sql.js';
-import { num, valuesList } from './sql.js';
+import { num } from './sql.js';
 
 export const GENESIS = '0'.repeat(64);
 
@@ -45,17 +45,15 @@ export const recordHash = (r: Omit<AuditRow, 'hash' | 'event'>): string =>
 export async function appendAudit(tx: TxSql, e: AuditEvent, at: number): Promise<AuditRow> {
   const head = tx.chain();
   const row: Omit<AuditRow, 'hash'> = { chainId: head.chainId, seq: head.seq + 1, at, event: e.event, prev: head.hash, body: JSON.stringify(e) };
-  return insertAuditRow(tx, row, head, e);
+  return insertAuditRow(tx, row, head);
 }
 
-/** Inserts a prepared row (also used by `audit import`) with its terms, and advances `head` past it. */
-export async function insertAuditRow(tx: Sql, row: Omit<AuditRow, 'hash'>, head: ChainHead, parsed: Record<string, unknown>): Promise<AuditRow> {
+/** Inserts a prepared row (also used by `audit import`), and advances `head` past it. */
+export async function insertAuditRow(tx: Sql, row: Omit<AuditRow, 'hash'>, head: ChainHead): Promise<AuditRow> {
   const full: AuditRow = { ...row, hash: recordHash(row) };
   await tx.run('INSERT INTO audit (chain_id, seq, at, event, prev, hash, body) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
     full.chainId, full.seq, full.at, full.event, full.prev, full.hash, full.body,
   ]);
-  const terms = auditTerms(full.event, parsed);
-  await tx.run(`INSERT INTO audit_terms (term, at, chain_id, seq) VALUES ${valuesList(terms.length, 4)}`, terms.flatMap((t) => [t, full.at, full.chainId, full.seq]));
   if (full.seq === 1) await tx.run('INSERT INTO audit_chains (chain_id, started_at) VALUES ($1, $2)', [full.chainId, full.at]);
   head.seq = full.seq;
   head.hash = full.hash;
@@ -70,16 +68,14 @@ class ProbeRolledBack extends BrokerError {
 }
 
 /**
- * Proves that an audit record and its search term can be written now: inserts both under a
- * chain id of its own, then rolls the transaction back, so nothing stays. Throws what the write
- * threw (store_unavailable).
+ * Proves that an audit record can be written now: inserts one under a chain id of its own, then
+ * rolls the transaction back, so nothing stays. Throws what the write threw (store_unavailable).
  */
 export async function probeAuditWrite(transaction: (fn: (tx: TxSql) => Promise<void>) => Promise<void>, at: number): Promise<void> {
   try {
     await transaction(async (tx) => {
       const chain = `~probe-${randomBytes(6).toString('hex')}`;
       await tx.run('INSERT INTO audit (chain_id, seq, at, event, prev, hash, body) VALUES ($1, 1, $2, $3, $4, $4, $5)', [chain, at, 'probe', GENESIS, '{"event":"probe"}']);
-      await tx.run('INSERT INTO audit_terms (term, at, chain_id, seq) VALUES ($1, $2, $3, 1)', ['e:probe', at, chain]);
       throw new ProbeRolledBack();
     });
   } catch (e) {

@@ -16,6 +16,8 @@ export interface SearchCursor {
 export interface AuditQuery {
   /** Every term must hold; the first drives the query (put the most selective first). */
   terms: readonly string[];
+  /** The record's event, for events with no term (auditTerms.ts: releases). */
+  event?: string;
   /** Time range [since, until), epoch ms. */
   since?: number;
   until?: number;
@@ -36,10 +38,16 @@ export function parseCursor(s: string): SearchCursor | undefined {
 export function searchSql(q: AuditQuery): { text: string; params: unknown[] } {
   const after = q.after ?? { at: -1, chain: '', seq: 0 };
   const params: unknown[] = [q.since ?? 0, q.until ?? NEVER, after.at, after.chain, after.seq];
+  const event = (prefix: string) => {
+    if (q.event === undefined) return '';
+    params.push(q.event);
+    return ` AND ${prefix}event = $${params.length}`;
+  };
   if (q.terms.length === 0) {
+    const filter = event('');
     params.push(q.limit);
     return {
-      text: `SELECT ${AUDIT_COLUMNS} FROM audit WHERE at >= $1 AND at < $2 AND (at, chain_id, seq) > ($3, $4, $5) ORDER BY at, chain_id, seq LIMIT $6`,
+      text: `SELECT ${AUDIT_COLUMNS} FROM audit WHERE at >= $1 AND at < $2 AND (at, chain_id, seq) > ($3, $4, $5)${filter} ORDER BY at, chain_id, seq LIMIT $${params.length}`,
       params,
     };
   }
@@ -49,11 +57,12 @@ export function searchSql(q: AuditQuery): { text: string; params: unknown[] } {
     params.push(t);
     return ` AND EXISTS (SELECT 1 FROM audit_terms u WHERE u.term = $${params.length} AND u.at = t.at AND u.chain_id = t.chain_id AND u.seq = t.seq)`;
   });
+  const filter = event('a.');
   params.push(q.limit);
   const cols = AUDIT_COLUMNS.split(', ').map((c) => `a.${c}`).join(', ');
   return {
     text: `SELECT ${cols} FROM audit_terms t JOIN audit a ON a.chain_id = t.chain_id AND a.seq = t.seq
-      WHERE t.term = $6 AND t.at >= $1 AND t.at < $2 AND (t.at, t.chain_id, t.seq) > ($3, $4, $5)${also.join('')}
+      WHERE t.term = $6 AND t.at >= $1 AND t.at < $2 AND (t.at, t.chain_id, t.seq) > ($3, $4, $5)${also.join('')}${filter}
       ORDER BY t.at, t.chain_id, t.seq LIMIT $${params.length}`,
     params,
   };

@@ -9,7 +9,7 @@
  *   cursor. A transaction open somewhere in the cluster holds the tail back until it ends.
  */
 import { AUDIT_COLUMNS, toRow, type AuditRow } from './audit.js';
-import type { Sql } from './sql.js';
+import type { Row, Sql } from './sql.js';
 import { num } from './sql.js';
 
 export interface TailCursor {
@@ -29,15 +29,19 @@ export function parseTailCursor(s: string): TailCursor | undefined {
 
 export type TailRow = AuditRow & { cursor: TailCursor };
 
+/** `columns` (with `pos`) of the next records after `after`, at most `limit`. */
+export async function tailRows(sql: Sql, after: TailCursor, limit: number, columns: string): Promise<Row[]> {
+  return sql.dialect.name === 'sqlite'
+    ? sql.all(`SELECT pos, ${columns} FROM audit WHERE pos > $1 ORDER BY pos LIMIT $2`, [after.pos, limit])
+    : sql.all(
+        `SELECT pos, ${columns} FROM audit WHERE (pos, chain_id, seq) > ($1, $2, $3) AND pos < txid_snapshot_xmin(txid_current_snapshot()) ORDER BY pos, chain_id, seq LIMIT $4`,
+        [after.pos, after.chain, after.seq, limit],
+      );
+}
+
 /** The next records after `after`, at most `limit`. */
 export async function tailPage(sql: Sql, after: TailCursor, limit: number): Promise<TailRow[]> {
-  const rows =
-    sql.dialect.name === 'sqlite'
-      ? await sql.all(`SELECT pos, ${AUDIT_COLUMNS} FROM audit WHERE pos > $1 ORDER BY pos LIMIT $2`, [after.pos, limit])
-      : await sql.all(
-          `SELECT pos, ${AUDIT_COLUMNS} FROM audit WHERE (pos, chain_id, seq) > ($1, $2, $3) AND pos < txid_snapshot_xmin(txid_current_snapshot()) ORDER BY pos, chain_id, seq LIMIT $4`,
-          [after.pos, after.chain, after.seq, limit],
-        );
+  const rows = await tailRows(sql, after, limit, AUDIT_COLUMNS);
   return rows.map((r) => {
     const row = toRow(r);
     return { ...row, cursor: { pos: num(r.pos), chain: row.chainId, seq: row.seq } };

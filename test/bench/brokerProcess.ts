@@ -25,6 +25,8 @@ export interface BrokerSpec {
   env?: NodeJS.ProcessEnv;
   /** Keys to create before the broker starts. */
   keys: string[];
+  /** More config, merged over the bench's (e.g. audit checkpoint intervals). */
+  config?: Record<string, unknown>;
 }
 
 export interface BenchBroker {
@@ -51,6 +53,7 @@ function writeConfig(spec: BrokerSpec): string {
     custody: spec.custody,
     // One load generator is one source address: lift the per-source challenge limit.
     nonce: { perSource: { ratePerSecond: 1_000_000, burst: 1_000_000 } },
+    ...spec.config,
   };
   writeFileSync(file, JSON.stringify(config, null, 2));
   return file;

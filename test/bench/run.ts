@@ -17,6 +17,7 @@
 import path from 'node:path';
 import { makeWorld, APP_KEY } from '../helpers/world.js';
 import { benchAgentExec, benchHashing } from './agentFigures.js';
+import { benchAuditCost } from './auditCost.js';
 import { writeBenchFiles } from './benchFiles.js';
 import { startBenchBroker } from './brokerProcess.js';
 import { cryptoFloor } from './floor.js';
@@ -99,6 +100,7 @@ try {
     const h = await benchHashing(quick ? 128 : 512);
     say(`agent hashing: ${fmt(h.mbps, 0)} MB/s streamed sha256 over a ${h.sizeMiB} MiB file (median of 5, page cache warm); sha256sum: ${fmt(h.sha256sumMbps, 0)} MB/s ${load()}`);
     for (const line of await benchPolicyScale(quick)) say(line);
+    for (const line of await benchAuditCost({ common: { ...common, tls: files.tls }, loadgen, quick, warm, phases })) say(line);
     for (const line of targetLines(c1, [c8, c64], c64, floor, exec)) say(line);
   }
 } finally {

@@ -16,6 +16,7 @@ import type { ManualClock } from '../../src/clock.js';
 import type { AuditSigner } from '../../src/custody/auditSigner.js';
 import { softwareAuditSigner } from '../../src/custody/softwareAuditKey.js';
 import { appendAudit, recordHash } from '../../src/store/audit.js';
+import { indexAudit } from '../../src/store/auditIndex.js';
 import type { StateStore } from '../../src/store/stateStore.js';
 
 export interface Trail {
@@ -29,7 +30,7 @@ export interface Trail {
   /** The newest entry the witness file holds. */
   witnessed(): Against;
   verify(o?: { keys?: KeyObject[]; against?: Against }): Promise<TrailReport>;
-  /** Appends `n` records on this writer's chain; returns the chain id. */
+  /** Appends `n` records on this writer's chain (and indexes them for search); returns the chain id. */
   write(n: number, event?: string): Promise<string>;
   cleanup(): void;
 }
@@ -60,6 +61,7 @@ export async function makeTrail(store: StateStore, clock: ManualClock, o: { ever
         const row = await store.transaction((tx) => appendAudit(tx, { event, n: ++n, requested: [{ name: `team/k${n % 3}` }] }, clock.now()));
         chain = row.chainId;
       }
+      await indexAudit(store.read, (fn) => store.transaction(fn));
       return chain;
     },
     cleanup: () => rmSync(dir, { recursive: true, force: true }),

@@ -57,13 +57,13 @@ describe('audit liveness', () => {
   it('records that cannot be written (the rest of the store still takes writes): a release is refused and the broker is not ready until they can', async () => {
     const x = await start();
     expect(await readyz(x)).toEqual({ status: 200, code: undefined });
-    await x.b.store.transaction((tx) => tx.run('ALTER TABLE audit_terms RENAME TO audit_terms_gone'));
+    await x.b.store.transaction((tx) => tx.run("CREATE TRIGGER no_records BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'records refused'); END"));
     const r = await attempt(x);
     expect({ status: r.status, code: r.body.code }).toEqual({ status: 503, code: 'store_unavailable' });
     // The failed write made readiness probe at once: the log says so before anyone asks /readyz.
     expect(await logged(x.lines, 'not ready')).toMatchObject({ code: 'store_unavailable' });
     expect(await readyz(x)).toEqual({ status: 503, code: 'store_unavailable' });
-    await x.b.store.transaction((tx) => tx.run('ALTER TABLE audit_terms_gone RENAME TO audit_terms'));
+    await x.b.store.transaction((tx) => tx.run('DROP TRIGGER no_records'));
     expect(await readyz(x)).toEqual({ status: 200, code: undefined });
     expect((await attempt(x)).status).toBe(200);
   });

@@ -51,7 +51,7 @@ export function importCommand(): Command {
           await store.transaction(async (tx) => {
             for (const { rec, line } of lines.slice(i, i + 1000)) {
               const at = Date.parse(String(rec.time));
-              await insertAuditRow(tx, { chainId: head.chainId, seq: head.seq + 1, at: Number.isFinite(at) ? at : 0, event: String(rec.event), prev: head.hash, body: line }, head, rec);
+              await insertAuditRow(tx, { chainId: head.chainId, seq: head.seq + 1, at: Number.isFinite(at) ? at : 0, event: String(rec.event), prev: head.hash, body: line }, head);
             }
           });
         }

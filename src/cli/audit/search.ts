@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { recordLine, showRecord, toQuery, type SearchFilter } from '../../audit/search.js';
 import { writeFileAtomic } from '../../fsAtomic.js';
+import { indexAudit } from '../../store/auditIndex.js';
 import { formatCursor, parseCursor, searchAudit } from '../../store/auditSearch.js';
 import { formatTailCursor, parseTailCursor, tailPage, TAIL_START, type TailCursor } from '../../store/auditTail.js';
 import { EXIT, fail } from '../context.js';
@@ -36,6 +37,9 @@ export function searchCommand(): Command {
         ...(o.since !== undefined ? { since: parseWhen(o.since, now, '--since') } : {}),
         ...(o.until !== undefined ? { until: parseWhen(o.until, now, '--until') } : {}),
       } as SearchFilter;
+      // The index follows the trail; bring it up to date first (after an upgrade, the first search indexes the older records).
+      const indexed = await indexAudit(store.read, (fn) => store.transaction(fn));
+      if (indexed > 10_000) process.stderr.write(`keyanchor: indexed ${indexed} record(s) for search first\n`);
       const page = await searchAudit(store.read, toQuery(filter, o.limit, after));
       const records = page.rows.map((r) => showRecord(r));
       const next = page.next ? formatCursor(page.next) : null;
