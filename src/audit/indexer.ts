@@ -1,7 +1,7 @@
 /**
- * Keeps the search index (store/auditIndex.ts) behind the trail by a second at most: a run every
- * `intervalMs`, and one before each search, one run at a time (a search joins the run under way,
- * then finishes the catch-up itself up to its bound).
+ * Keeps the search index (store/auditIndex.ts) a few seconds behind the trail at most: a run every
+ * `intervalMs`, and one before each search, one run at a time (a search waits for the run under
+ * way, then catches up itself, up to its bound).
  */
 import type { MetricSample } from '../policy/counters.js';
 import { indexAudit } from '../store/auditIndex.js';
@@ -19,11 +19,11 @@ export class AuditIndexer {
   ) {}
 
   start(intervalMs: number): void {
-    this.#timer = setInterval(() => void this.catchUp(100).catch(() => undefined), intervalMs);
+    this.#timer = setInterval(() => void this.catchUp(20).catch(() => undefined), intervalMs);
     this.#timer.unref();
   }
 
-  /** Indexes up to `maxBatches` batches of 1000 records; resolves to how many it indexed. */
+  /** Indexes up to `maxBatches` batches of 5000 records; resolves to how many it indexed. */
   async catchUp(maxBatches = Infinity): Promise<number> {
     while (this.#running) await this.#running.catch(() => undefined);
     this.#running = indexAudit(this.store.read, (fn) => this.store.transaction(fn), { maxBatches })

@@ -33,8 +33,8 @@ export interface AdminAudit {
   indexer: Pick<AuditIndexer, 'catchUp'>;
 }
 
-/** Batches of 1000 records a search indexes before it reads (the rest is the background indexer's). */
-const CATCH_UP_BATCHES = 20;
+/** Batches of 5000 records a search indexes before it reads (the rest is the background indexer's). */
+const CATCH_UP_BATCHES = 4;
 
 interface Helpers {
   policy: () => Policy;
