@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireTool } from '../helpers/deps.js';
-import { runKeyanchor } from '../helpers/processes.js';
+import { ROOT, runKeyanchor } from '../helpers/processes.js';
 import { createSoftHsm, softhsmAvailable, type SoftHsm } from '../helpers/softhsm.js';
 import { writeTlsWorld, type TlsWorldFiles } from '../helpers/tlsWorld.js';
 import { APP_KEY, makeWorld, type World } from '../helpers/world.js';
@@ -66,7 +66,10 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }) || !requireTool('openssl
     expect(JSON.parse(cp.stdout)).toMatchObject({ entries: [], refused: [] });
     expect(readFileSync(f('cp.txt'), 'utf8')).toMatch(/^keyanchor-audit-checkpoint\/1\nstore \S+\nlog 1\n[^]*\nbasis writer\nkey [0-9a-f]{64}\n$/);
 
-    const ok = spawnSync('openssl', ['dgst', '-sha256', '-verify', f('audit.pub'), '-signature', f('cp.sig'), f('cp.txt')], { encoding: 'utf8' });
+    // The exact command docs/operations.md gives, run where cp.txt, cp.sig and audit.pub are.
+    const doc = readFileSync(path.join(ROOT, 'docs', 'operations.md'), 'utf8');
+    const command = /^(openssl dgst -sha256 -verify audit\.pub -signature cp\.sig cp\.txt) /m.exec(doc)![1]!.split(' ');
+    const ok = spawnSync(command[0]!, command.slice(1), { encoding: 'utf8', cwd: w.dir });
     expect({ status: ok.status, stdout: ok.stdout }).toEqual({ status: 0, stdout: 'Verified OK\n' });
     const v = await keyanchor('audit', 'verify', '--key', f('audit.pub'), '--against', f('cp.txt'));
     expect(v.code, v.stderr).toBe(0);
