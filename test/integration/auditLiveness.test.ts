@@ -5,7 +5,7 @@
  * failure triggers a probe; no `/readyz` call needed), and it is ready again as soon as writes
  * succeed. Real SQLite store, real broker parts; the failures are made in SQL or on disk.
  */
-import { renameSync } from 'node:fs';
+import { renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import request from 'supertest';
@@ -79,6 +79,22 @@ describe('audit liveness', () => {
     const run = await x.b.audit.checkpointer.checkpointNow();
     expect(run.entries.length).toBeGreaterThan(0);
     expect(await readyz(x)).toEqual({ status: 200, code: undefined });
+  });
+
+  it('a broker does not start on a store that lacks the newest checkpoint its file witness has (a store deleted, replaced or rolled back)', async () => {
+    w = await makeWorld({ configExtra: { audit: { witnesses: [{ kind: 'file', path: 'witness.jsonl' }] } } });
+    b = await assembleBroker(w.config);
+    await b.keys.create(APP_KEY, 'test');
+    await b.close(); // the final checkpoint reaches the witness
+    b = undefined;
+    for (const f of ['keyanchor.db', 'keyanchor.db-wal', 'keyanchor.db-shm']) rmSync(path.join(w.stateDir, f), { force: true });
+    await expect(assembleBroker(w.config)).rejects.toMatchObject({
+      code: 'audit_witness_mismatch',
+      message: expect.stringMatching(/^the store \S+ does not hold checkpoint-log entry \d+, the newest the witness \S+witness\.jsonl has: the store was replaced, emptied or rolled back since\./),
+    });
+    renameSync(path.join(w.dir, 'witness.jsonl'), path.join(w.dir, 'witness.old'));
+    b = await assembleBroker(w.config); // moved aside on purpose: a new store, and a new witness file from here on
+    expect((await request(b.app).get('/readyz')).status).toBe(200);
   });
 
   it('the store file removed under the running broker: nothing more is released into a file no one will open, and it is not ready', async () => {

@@ -8,6 +8,38 @@
 import { open } from 'node:fs/promises';
 import type { Witness, WitnessLine, WitnessStats } from './witness.js';
 
+/** How much of a witness file's end is read for its newest entry (entries are a few hundred bytes). */
+const TAIL_BYTES = 64 * 1024;
+
+/** The newest entry (highest log position) among the last complete lines of a witness file; undefined when there is none or no file. */
+export async function newestWitnessed(path: string): Promise<WitnessLine | undefined> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  try {
+    const { size } = await fh.stat();
+    const start = Math.max(0, size - TAIL_BYTES);
+    const buf = Buffer.alloc(size - start);
+    await fh.read(buf, 0, buf.length, start);
+    let best: WitnessLine | undefined;
+    for (const line of buf.toString('utf8').split('\n').slice(start > 0 ? 1 : 0)) {
+      try {
+        const w = JSON.parse(line) as WitnessLine;
+        if (typeof w.log === 'number' && typeof w.text === 'string' && (!best || w.log > best.log)) best = w;
+      } catch {
+        /* a torn or foreign line */
+      }
+    }
+    return best;
+  } finally {
+    await fh.close();
+  }
+}
+
 export class FileWitness implements Witness {
   readonly confirms = true;
   readonly name: string;
