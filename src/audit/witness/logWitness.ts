@@ -12,7 +12,8 @@ export class LogWitness implements Witness {
 
   constructor(private readonly log: Logger) {}
 
-  send(line: WitnessLine): void {
+  /** Never calls `_onWitnessed`: the line may never leave the host. */
+  send(line: WitnessLine, _onWitnessed?: () => void): void {
     this.#sent++;
     this.log.info({ auditCheckpoint: line }, 'audit checkpoint');
   }
