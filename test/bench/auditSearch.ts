@@ -24,6 +24,8 @@ import { startPostgres } from '../helpers/postgres.js';
 import { fmt, median } from './stats.js';
 
 const quick = process.argv.includes('--quick');
+/** `--backend sqlite` or `--backend postgres`: one of them only. */
+const only = process.argv.includes('--backend') ? process.argv[process.argv.indexOf('--backend') + 1] : undefined;
 const N = quick ? 500_000 : 5_000_000;
 const T0 = 1_700_000_000_000;
 const say = (s: string) => process.stdout.write(s + '\n');
@@ -46,7 +48,7 @@ const body = `'{"event":"' || ${F.event} || '","requested":[{"name":"' || ${F.ke
 const gen = (d: 'sqlite' | 'postgres', select: string, where = '') =>
   d === 'sqlite'
     ? `WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < ${N}) ${select} FROM g ${where}`
-    : `${select} FROM generate_series(1, ${N}) AS g(i) ${where}`;
+    : `${select} FROM generate_series(1::bigint, ${N}) AS g(i) ${where}`;
 
 async function build(store: StateStore): Promise<number> {
   const d = store.read.dialect.name;
@@ -150,19 +152,23 @@ const dir = mkdtempSync(path.join(tmpdir(), 'keyanchor-audit-search-'));
 const pg = await startPostgres({ fsync: false });
 try {
   say(`# keyanchor audit search bench ${new Date().toISOString()}${quick ? ' (quick)' : ''}`);
-  const sqlite: StoreConfig = { kind: 'sqlite', file: path.join(dir, 'keyanchor.db'), synchronous: 'normal', busyTimeoutMs: 5000, changePollMs: 500 };
-  const s = await openStore(sqlite, { clock: systemClock, create: true });
-  try {
-    await measure('SQLite', s);
-  } finally {
-    await s.close();
+  if (only !== 'postgres') {
+    const sqlite: StoreConfig = { kind: 'sqlite', file: path.join(dir, 'keyanchor.db'), synchronous: 'normal', busyTimeoutMs: 5000, changePollMs: 500 };
+    const s = await openStore(sqlite, { clock: systemClock, create: true });
+    try {
+      await measure('SQLite', s);
+    } finally {
+      await s.close();
+    }
   }
-  const db = await pg.createDatabase();
-  const p = await openStore({ kind: 'postgres', url: pg.url(db), password: new Secret(pg.password), pool: { max: 4, acquireTimeoutMs: 5000 }, statementTimeoutMs: 600_000, changePollMs: 500 }, { clock: systemClock, migrate: true });
-  try {
-    await measure('PostgreSQL', p);
-  } finally {
-    await p.close();
+  if (only !== 'sqlite') {
+    const db = await pg.createDatabase();
+    const p = await openStore({ kind: 'postgres', url: pg.url(db), password: new Secret(pg.password), pool: { max: 4, acquireTimeoutMs: 5000 }, statementTimeoutMs: 600_000, changePollMs: 500 }, { clock: systemClock, migrate: true });
+    try {
+      await measure('PostgreSQL', p);
+    } finally {
+      await p.close();
+    }
   }
 } finally {
   pg.cleanup();
