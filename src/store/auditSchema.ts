@@ -41,6 +41,7 @@ export function auditMigration(d: Dialect['name']): string[] {
     `INSERT INTO audit_chains (chain_id, started_at) SELECT chain_id, MIN(at) FROM audit GROUP BY chain_id`,
     checkpoints(d),
     `CREATE INDEX audit_checkpoints_chain ON audit_checkpoints (chain_id, seq)`,
+    `CREATE INDEX audit_checkpoints_kind ON audit_checkpoints (kind, n)`,
   ];
   if (d === 'postgres') {
     return [
