@@ -10,7 +10,10 @@ import { alarmAnnouncer } from './alarms/announce.js';
 import { createApp } from './app.js';
 import { NonceService } from './attestation/nonces.js';
 import { SourceLimiter } from './attestation/sourceLimiter.js';
+import { policyEvent } from './audit/events.js';
+import { AuditRecorder } from './audit/recorder.js';
 import { RefusalTally } from './audit/unauthenticated.js';
+import { startBrokerAudit, type BrokerAudit } from './audit/wiring.js';
 import { systemClock, type Clock } from './clock.js';
 import { ConfigError, type Config } from './config.js';
 import type { KeyCustodian } from './custody/custodian.js';
@@ -27,7 +30,7 @@ import { listenMetrics } from './metrics/server.js';
 import { controlsOf } from './limits/controls.js';
 import { MAX_ALARM_SPAN_MS } from './policy/compileControls.js';
 import type { PolicyHighWater } from './policy/highWater.js';
-import { PolicyRuntime, type ReloadOutcome } from './policy/runtime.js';
+import { PolicyRuntime, type ReloadOutcome, type RuntimeOptions } from './policy/runtime.js';
 import type { Policy } from './policy/types.js';
 import { Readiness } from './readiness.js';
 import { listen } from './server/listen.js';
@@ -79,6 +82,8 @@ export interface Assembled {
   readiness: Readiness;
   /** Unauthenticated refusals, counted per source and window. */
   refusals: RefusalTally;
+  /** The checkpointer and the other audit parts; `recorder` writes standalone records. */
+  audit: BrokerAudit & { recorder: AuditRecorder };
   tls?: { cert: string; key: string };
   tlsCa?: string;
   policy: PolicyRuntime;
@@ -117,6 +122,13 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
   const { store, keys, custodian, close: closeKeys } = await openKeys(config, clock, 'serve', { onError: onStoreError });
   const custody = custodian!;
   const stop: Array<() => Promise<void> | void> = [closeKeys];
+  // Any audit write that fails makes readiness probe again at once (a write, and a record rolled back).
+  let readiness: Readiness | undefined;
+  const auditFailed = (what: string, e: unknown) => {
+    log.error({ what, err: String(e) }, 'an audit write failed');
+    readiness?.recheck();
+  };
+  const recorder = new AuditRecorder(store, clock, auditFailed);
   try {
     if (config.dev.enabled && !(await keys.has(DEMO_KEY))) {
       await keys.create(DEMO_KEY, 'keyanchor-dev-bootstrap').catch(async (e: unknown) => {
@@ -125,19 +137,26 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
       log.info({ key: DEMO_KEY }, 'created the demo key');
     }
 
-    const policy = await startPolicy(config, clock, log, (s) => void warnMissingKeys(s.policy, keys, log), opts.highWater ?? new StoreHighWater(store));
+    let inForce: { version: number | null; manifestSha256: string } | undefined;
+    const policy = await startPolicy(config, clock, log, (s) => void warnMissingKeys(s.policy, keys, log), opts.highWater ?? new StoreHighWater(store), (trigger, outcome, tried) => {
+      const e = policyEvent(trigger, outcome, tried, inForce);
+      if (outcome.outcome === 'loaded') inForce = { version: outcome.version, manifestSha256: outcome.manifestSha256 };
+      if (e) void recorder.record(e).catch(() => undefined);
+    });
     stop.unshift(() => policy.close());
+    const audit = await startBrokerAudit({ config, store, custodian: custody, clock, log, policy: () => policy.latest() }, auditFailed);
+    stop.unshift(() => audit.close());
 
     // The nonce key is made once per store and shared by every broker on it.
     const nonceKey = Buffer.from(await store.transaction((tx) => metaOnce(tx, META.nonceKey, randomKey())), 'base64');
     const nonces = new NonceService(nonceKey, clock, config.nonce.ttlSeconds * 1000);
     nonceKey.fill(0);
     const refusals = new RefusalTally(store, clock, { windowMs: config.audit.unauthenticatedWindowSeconds * 1000, maxSources: config.audit.unauthenticatedMaxSources }, (e) =>
-      log.error({ err: String(e) }, 'could not record unauthenticated refusals'));
+      auditFailed('recording unauthenticated refusals', e));
     stop.unshift(() => refusals.close());
-    const readiness = new Readiness(store, custody, clock, log);
-    await readiness.start(READINESS_INTERVAL_MS);
-    stop.unshift(() => readiness.stop());
+    const ready = (readiness = new Readiness(store, custody, clock, log, audit.check));
+    await ready.start(READINESS_INTERVAL_MS);
+    stop.unshift(() => ready.stop());
 
     // The crypto-anchor controls: suspensions in memory (kept current by the change feed), the
     // alarms' webhook, the cap on attestations in flight, and the metrics that count it all.
@@ -162,7 +181,7 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
       nonces,
       challengeLimiter: new SourceLimiter(config.nonce.perSource, clock),
       custodian: custody,
-      readiness,
+      readiness: ready,
       log,
       inFlight,
       metrics,
@@ -172,16 +191,20 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
       release: {
         store, nonces, policy: () => policy.latest(), custodian: custody, refusals, suspensions: suspended, announce, observe: metrics, clock,
         maxClockSkewMs: config.evidence.maxClockSkewSeconds * 1000,
+        auditFailed: (e) => auditFailed('recording a release decision', e),
       },
-      ...(adminAuth ? { admin: { keys, policy: () => policy.latest().policy, policyRuntime: policy, auth: adminAuth, log, suspensions } } : {}),
+      ...(adminAuth
+        ? { admin: { keys, policy: () => policy.latest().policy, policyRuntime: policy, auth: adminAuth, log, suspensions, audit: { recorder, read: store.read, unauthenticated: audit.adminUnauthenticated, checkpointer: audit.checkpointer, indexer: audit.indexer } } }
+        : {}),
     });
     return {
       app,
       store,
       keys,
       custodian: custody,
-      readiness,
+      readiness: ready,
       refusals,
+      audit: { ...audit, recorder },
       ...(tls ? { tls } : {}),
       ...(tlsCa ? { tlsCa } : {}),
       policy,
@@ -205,7 +228,7 @@ async function closeAll(stop: Array<() => Promise<void> | void>): Promise<void> 
 const randomKey = () => randomBytes(32).toString('base64');
 
 /** The policy runtime: the first load (fatal on failure), then reloads; watching when configured. */
-async function startPolicy(config: Config, clock: Clock, log: Logger, onLoaded: (s: { policy: Policy }) => void, highWater: PolicyHighWater): Promise<PolicyRuntime> {
+async function startPolicy(config: Config, clock: Clock, log: Logger, onLoaded: (s: { policy: Policy }) => void, highWater: PolicyHighWater, onOutcome: RuntimeOptions['onOutcome']): Promise<PolicyRuntime> {
   const rt = await PolicyRuntime.start({
     dir: config.policyDir,
     vars: policyVars(config),
@@ -215,6 +238,7 @@ async function startPolicy(config: Config, clock: Clock, log: Logger, onLoaded: 
     clock,
     log,
     onLoaded,
+    onOutcome,
   });
   if (config.policy.watch) rt.watch(config.policy.watchDebounceMs);
   return rt;

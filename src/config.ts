@@ -7,6 +7,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import { Secret } from './secret.js';
 import { resolveSecret, SecretRef } from './secretRef.js';
+import { webhookOptions, WebhookTarget } from './webhook/config.js';
+import type { WebhookOptions } from './webhook/sender.js';
 import { locateIssues } from './schemaProblems.js';
 import { webhookOptions, WebhookTarget } from './webhook/config.js';
 import type { WebhookOptions } from './webhook/sender.js';
@@ -22,6 +24,8 @@ const Pkcs11Custody = z.strictObject({
   /** Where the user PIN comes from: an environment variable or a file. Never the config itself. */
   pin: SecretRef,
   kekLabel: z.string().min(1).default('keyanchor-kek'),
+  /** The EC P-256 key pair that signs audit checkpoints (made on the token at the first start). */
+  auditKeyLabel: z.string().min(1).default('keyanchor-audit'),
   /** Mechanism that wraps data keys under the KEK. */
   wrapMechanism: z.enum(['AES_KEY_WRAP_PAD', 'AES_KEY_WRAP']).default('AES_KEY_WRAP_PAD'),
   /** Hash for RSA-OAEP wrapping to the agent. SoftHSM 2.6 supports SHA-1 only. */
@@ -96,6 +100,22 @@ const PolicyOptions = z
   })
   .refine((p) => !p.requireSignedPolicy || p.root !== undefined, 'requireSignedPolicy needs a pinned root (policy.root)');
 
+/** Signed audit checkpoints (docs/operations.md, "The audit trail"). */
+const CHECKPOINT_DEFAULTS = { everyRecords: 1000, everySeconds: 60, sweepSeconds: 300 };
+const AuditCheckpoints = z.strictObject({
+  /** A writer chain is checkpointed once it has this many records past its last checkpoint… */
+  everyRecords: z.number().int().min(1).max(1_000_000).default(CHECKPOINT_DEFAULTS.everyRecords),
+  /** …or its oldest record past the last checkpoint is this old. */
+  everySeconds: z.number().int().min(1).max(86_400).default(CHECKPOINT_DEFAULTS.everySeconds),
+  /** How often chains whose writer stopped without a final checkpoint are swept (0: never). */
+  sweepSeconds: z.number().int().min(0).max(86_400).default(CHECKPOINT_DEFAULTS.sweepSeconds),
+});
+const Witness = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('file'), path: z.string().min(1) }),
+  WebhookTarget.extend({ kind: z.literal('webhook') }),
+  z.strictObject({ kind: z.literal('log') }),
+]);
+
 export const ConfigSchema = z.strictObject({
   listen: z
     .strictObject({
@@ -148,8 +168,11 @@ export const ConfigSchema = z.strictObject({
       unauthenticatedWindowSeconds: z.number().int().min(1).max(3600).default(60),
       /** Sources counted at once; past it the oldest source's count is written early. */
       unauthenticatedMaxSources: z.number().int().min(1).max(1_000_000).default(10_000),
+      checkpoint: AuditCheckpoints.default(CHECKPOINT_DEFAULTS),
+      /** Where every checkpoint is also sent: files on other mounts, webhooks, the log. */
+      witnesses: z.array(Witness).max(16).default([]),
     })
-    .default({ unauthenticatedWindowSeconds: 60, unauthenticatedMaxSources: 10_000 }),
+    .default({ unauthenticatedWindowSeconds: 60, unauthenticatedMaxSources: 10_000, checkpoint: CHECKPOINT_DEFAULTS, witnesses: [] }),
   /** Alarms are declared in the policy; where they are announced besides the log, the metrics and the audit trail. */
   alarms: z.strictObject({ webhook: WebhookTarget.optional() }).default({}),
   /** `GET /metrics` (Prometheus text format): on the broker's listener, or on a separate plain-HTTP one. */
@@ -175,7 +198,9 @@ export type CustodyConfig = { kind: 'software' } | Pkcs11CustodyConfig;
 export type SqliteStoreConfig = z.infer<typeof SqliteStore>;
 export type PostgresStoreConfig = Omit<z.infer<typeof PostgresStore>, 'password'> & { password?: Secret };
 export type StoreConfig = SqliteStoreConfig | PostgresStoreConfig;
-export type Config = Readonly<Omit<Parsed, 'custody' | 'store' | 'alarms'> & { custody: CustodyConfig; store: StoreConfig; alarms: { webhook?: WebhookOptions }; configDir: string }>;
+export type WitnessConfig = { kind: 'file'; path: string } | { kind: 'webhook'; webhook: WebhookOptions } | { kind: 'log' };
+export type AuditConfig = Omit<Parsed['audit'], 'witnesses'> & { witnesses: WitnessConfig[] };
+export type Config = Readonly<Omit<Parsed, 'custody' | 'store' | 'alarms' | 'audit'> & { custody: CustodyConfig; store: StoreConfig; alarms: { webhook?: WebhookOptions }; audit: AuditConfig; configDir: string }>;
 
 export class ConfigError extends Error {
   readonly code = 'config_invalid';
@@ -309,12 +334,20 @@ export function parseConfig(text: string | undefined, opts: ParseOptions = {}): 
   const alarms = hook
     ? { webhook: opts.resolveSecrets === false ? webhookOptions({ ...hook, secret: { env: 'unresolved' } }, { unresolved: UNRESOLVED_WEBHOOK_SECRET }, `${where} alarms.webhook`, configDir, []) : webhookOptions(hook, env, `${where} alarms.webhook`, configDir, problems) }
     : {};
+  const witnesses = c.audit.witnesses.map((w, i): WitnessConfig => {
+    if (w.kind === 'file') return { kind: 'file', path: abs(w.path) };
+    if (w.kind === 'log') return w;
+    const { kind: _, ...target } = w;
+    // Without secrets (`config check --schema-only`) the webhook's secret and CA are not checked.
+    return { kind: 'webhook', webhook: webhookOptions(target, env, `${where} audit.witnesses[${i}]`, configDir, opts.resolveSecrets === false ? [] : problems) };
+  });
   if (problems.length) throw new ConfigError(problems);
   return deepFreeze({
     ...c,
     custody,
     store,
     alarms,
+    audit: { ...c.audit, witnesses },
     configDir,
     stateDir: abs(c.stateDir),
     policyDir: abs(c.policyDir),

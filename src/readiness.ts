@@ -1,8 +1,10 @@
 /**
- * Readiness: the broker can release when the store takes a write and custody can unwrap an
- * existing key version (any one; none needs checking in an empty keystore), and custody's own
- * health check passes. Checked at start, on a timer (logging each change), and on each
- * `GET /readyz` (concurrent probes share one).
+ * Readiness: the broker can release when the store takes a write, the audit trail takes a record
+ * (the `audit` check: a record written and rolled back, and this writer's checkpoints signing),
+ * custody can unwrap an existing key version (any one; none needs checking in an empty keystore),
+ * and custody's own health check passes. Checked at start, on a timer (logging each change), on
+ * each `GET /readyz` (concurrent probes share one), and at once when an audit write fails
+ * (`recheck`), so the broker never stays failed while it says it is ready.
  */
 import type { Clock } from './clock.js';
 import type { KeyCustodian } from './custody/custodian.js';
@@ -21,7 +23,13 @@ export class Readiness {
     private readonly custodian: KeyCustodian,
     private readonly clock: Clock,
     private readonly log: Logger,
+    private readonly audit: () => Promise<void> = async () => {},
   ) {}
+
+  /** An audit write failed somewhere: probe now (the state and the log follow at once). */
+  recheck(): void {
+    void this.#probe();
+  }
 
   /** Probes now (callers at the same moment share one probe); throws store_unavailable or custody_unavailable. */
   async check(): Promise<void> {
@@ -50,6 +58,7 @@ export class Readiness {
     let error: BrokerError | undefined;
     try {
       await this.store.probe();
+      await this.audit();
       await this.custodian.health();
       const v = await anyWrappedVersion(this.store.read);
       if (v) await this.custodian.check({ name: v.name, version: v.version.version }, v.version.wrapped!);

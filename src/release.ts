@@ -32,6 +32,7 @@ import { parseChain, verifyNodeChain } from './attestation/nodeChain.js';
 import type { NonceClaims } from './attestation/nonceToken.js';
 import type { NonceService } from './attestation/nonces.js';
 import { publishersVouching } from './attestation/workload.js';
+import { capList, capText } from './audit/recorder.js';
 import type { RefusalTally } from './audit/unauthenticated.js';
 import type { KeyCustodian } from './custody/custodian.js';
 import { validateRecipient } from './custody/recipient.js';
@@ -66,6 +67,8 @@ export interface ReleaseDeps {
   observe: ReleaseObserver;
   clock: Clock;
   maxClockSkewMs: number;
+  /** Told when an audit record could not be written (readiness probes again at once). */
+  auditFailed?: (e: unknown) => void;
 }
 
 /** What the metrics learn of each attempt. */
@@ -138,12 +141,13 @@ export async function attestAndRelease(deps: ReleaseDeps, evidence: unknown, att
       refuseIfLimited(charged.limits, trail);
       await countRelease(tx, toRelease.map((k) => ({ name: k.name, version: k.version.version })), iso(now), nodeName(node), decision.software);
       const fired = await fireCrossed(tx, alarmCounts, charged.counts, now, attempt.requestId);
-      await appendAudit(tx, { event: 'release', requestId: attempt.requestId, ...trail, released: toRelease.map((k) => `${k.name}@${k.version.version}`) }, now);
+      await appendAudit(tx, { event: 'release', requestId: attempt.requestId, ...recorded(trail), released: toRelease.map((k) => `${k.name}@${k.version.version}`) }, now);
       return { versions: toRelease, fired };
     }));
   } catch (e) {
     const err = asBrokerError(e);
     // A store that failed cannot record the refusal either: no second wait.
+    if (err.code === 'store_unavailable') deps.auditFailed?.(err);
     const answer = err.code === 'store_unavailable' ? err : await recordRefusal(deps, controls, claims, attempt, trail, subjects, err, now);
     deps.observe.refused(answer.code, subjects.zones, answer.code === 'rate_limited' ? trail.limit : undefined);
     throw answer;
@@ -224,11 +228,12 @@ async function recordRefusal(deps: ReleaseDeps, controls: Controls, claims: Nonc
           else throw e;
         });
       }
-      await appendAudit(tx, { event: 'refusal', requestId: attempt.requestId, code: answer.code, reason: answer.reason, source: attempt.source, ...trail }, now);
+      await appendAudit(tx, { event: 'refusal', requestId: attempt.requestId, code: answer.code, reason: capText(answer.reason), source: attempt.source, ...recorded(trail) }, now);
       await addCounters(tx, [{ key: `refusals:${answer.code}`, bucket: minuteOf(now) }]);
       fired = await countForAlarms(tx, controls.alarmCounts('refusals', subjects, now, answer.code), now, attempt.requestId);
     });
   } catch (e) {
+    deps.auditFailed?.(e);
     return storeUnavailable(e, `recording the refusal ${err.code}`);
   }
   deps.announce(fired);
@@ -238,12 +243,15 @@ async function recordRefusal(deps: ReleaseDeps, controls: Controls, claims: Nonc
 /** Custody failed after the commit: the keys did not leave; a follow-up record says so. */
 async function recordCustodyFailure(deps: ReleaseDeps, attempt: Attempt, err: BrokerError): Promise<BrokerError> {
   const now = deps.clock.now();
-  await deps.store.transaction((tx) => appendAudit(tx, { event: 'release.failed', requestId: attempt.requestId, code: err.code, reason: err.reason }, now)).catch(() => undefined);
+  await deps.store.transaction((tx) => appendAudit(tx, { event: 'release.failed', requestId: attempt.requestId, code: err.code, reason: capText(err.reason) }, now)).catch((e: unknown) => deps.auditFailed?.(e));
   return err.status >= 500 ? new BrokerError('custody_unavailable', err.reason, { cause: err }) : err;
 }
 
+/** The trail as recorded: the rejected signatures' reasons are a bounded list. */
+const recorded = ({ rejected, ...rest }: Trail): Trail => (rejected ? { ...rest, rejected: capList(rejected) } : rest);
+
 /** Client-chosen text in a record is capped: the evidence verified, but its fields are still the client's. */
-const cap = (s: string | undefined, n = 256) => (s === undefined || s.length <= n ? s : `${s.slice(0, n)}…(${s.length})`);
+const cap = (s: string | undefined) => (s === undefined ? s : capText(s));
 const capped = (w: ParsedEvidence['payload']['workload']) => ({
   path: cap(w.binary.path),
   sha256: w.binary.sha256,

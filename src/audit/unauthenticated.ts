@@ -42,6 +42,8 @@ export class RefusalTally {
     private readonly clock: Clock,
     private readonly opts: { windowMs: number; maxSources: number },
     private readonly onError: (e: unknown) => void,
+    /** The event its records carry (admin API authentication failures use `admin.unauthenticated`). */
+    private readonly event = 'refusal.unauthenticated',
   ) {}
 
   note(r: UnauthenticatedRefusal): void {
@@ -91,7 +93,7 @@ export class RefusalTally {
       this.store.transaction(async (tx) => {
         for (const t of tallies) {
           await appendAudit(tx, {
-            event: 'refusal.unauthenticated',
+            event: this.event,
             source: t.source,
             windowStart: new Date(t.window).toISOString(),
             windowSeconds: this.opts.windowMs / 1000,

@@ -78,9 +78,29 @@ Exit status: 0 when every check passes, 3 otherwise.`,
 Exit status: 1 when the KEK is missing or unacceptable, or a probe release through the configured
 mechanisms fails (e.g. an OAEP hash the token does not support).`,
   'keyanchor audit': `
-  keyanchor audit verify`,
+  keyanchor audit key > audit.pub
+  keyanchor audit verify --key audit.pub --against /mnt/witness/keyanchor.checkpoints`,
   'keyanchor audit verify': `
-  keyanchor --config /etc/keyanchor/config.yaml audit verify   # every writer's chain in the store; exit 3 at the first broken record`,
+  keyanchor audit verify --key audit.pub                       # the log's signatures, every chain, truncation up to the last checkpoint
+  keyanchor audit verify --key audit.pub --against /mnt/witness/keyanchor.checkpoints   # and the store still holds what the witness has
+  keyanchor audit verify --key audit.pub --against cp.txt      # a checkpoint text, its signature in cp.sig
+
+Exit status: 3 at the first bad record or log entry, or when the store no longer holds the witnessed checkpoint.`,
+  'keyanchor audit checkpoint': `
+  keyanchor audit checkpoint                   # sign every uncovered chain now, send to the file and webhook witnesses
+  keyanchor audit checkpoint --out cp && openssl dgst -sha256 -verify audit.pub -signature cp.sig cp.txt`,
+  'keyanchor audit key': `
+  keyanchor audit key > audit.pub              # pin this where you verify
+  openssl pkey -pubin -in audit.pub -outform DER | sha256sum   # its id, as checkpoints name it`,
+  'keyanchor audit search': `
+  keyanchor audit search --key payments/db --since 24h
+  keyanchor audit search --decision refusal --code software_not_approved --since 2030-01-01T00:00:00Z -o json
+  keyanchor audit search --node spiffe://prod/zone/eu/node-7 --limit 50 --after <cursor>`,
+  'keyanchor audit tail': `
+  keyanchor audit tail --follow --cursor-file /var/lib/siem/keyanchor.cursor | siem-shipper   # resumes where it stopped`,
+  'keyanchor audit prune': `
+  keyanchor audit prune --before 400d          # up to the newest witnessed checkpoint before then
+  keyanchor audit prune --before 400d --against /mnt/witness/keyanchor.checkpoints`,
   'keyanchor audit import': `
   keyanchor audit import state/audit.jsonl     # an earlier version's trail: its chain is verified first`,
   'keyanchor keys import': `

@@ -8,9 +8,10 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
 import { requireAuthorized, teamsOf, visible, WHOLE_KEYSTORE } from '../admin/authorize.js';
+import { adminForbiddenEvent } from '../audit/events.js';
 import { adminKeyView } from '../admin/keyView.js';
 import type { Authenticator } from '../admin/principal.js';
-import { BrokerError, toProblem } from '../errors.js';
+import { asBrokerError, BrokerError, toProblem } from '../errors.js';
 import type { KeyService } from '../keys/keyService.js';
 import type { KeyState } from '../keys/keystoreFile.js';
 import type { Logger } from '../log.js';
@@ -19,7 +20,9 @@ import type { PolicyRuntime } from '../policy/runtime.js';
 import type { SuspensionService } from '../limits/suspensionService.js';
 import type { Policy, Team } from '../policy/types.js';
 import { KeyName } from '../protocol.js';
+import { adminAuditRoutes, type AdminAudit } from './adminAudit.js';
 import { emptyBody, jsonBody, securityTeamsOf, type AdminLocals } from './adminRequest.js';
+import { sourceOf } from './routes.js';
 import { suspensionRoutes, SUSPENSION_PATHS } from './suspensionRoutes.js';
 
 export interface AdminRouteDeps {
@@ -32,6 +35,8 @@ export interface AdminRouteDeps {
   log: Logger;
   /** Suspensions, for security teams (absent: those routes are 404). */
   suspensions?: SuspensionService;
+  /** The audit trail: standalone records, 401 counts, search and checkpoints. */
+  audit?: AdminAudit;
 }
 
 const MAX_BODY_BYTES = 4096;
@@ -52,6 +57,7 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     try {
       (res.locals as AdminLocals).caller = await deps.auth.authenticate(req);
     } catch (e) {
+      deps.audit?.unauthenticated.note({ source: sourceOf(req), code: asBrokerError(e).code, bytes: Number(req.headers['content-length'] ?? 0) || 0 });
       if (deps.auth.bearer) {
         const invalid = req.headers.authorization !== undefined ? ', error="invalid_token"' : '';
         res.setHeader('WWW-Authenticate', `Bearer realm="keyanchor-admin"${invalid}`);
@@ -65,6 +71,12 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     const { requestId, caller } = res.locals as AdminLocals;
     deps.log.info({ event, requestId, actor: caller.actor, teams: teams.map((t) => t.name), ...fields }, 'admin operation');
   };
+  /** A read (or a policy reload) is recorded in the audit trail before it is answered; a change records itself in its transaction. */
+  const recorded = async (res: Response, event: string, fields: Record<string, unknown>, teams: readonly Team[]) => {
+    const { requestId, caller } = res.locals as AdminLocals;
+    await deps.audit?.recorder.record({ event, requestId, actor: caller.actor, teams: teams.map((t) => t.name), ...fields });
+    done(res, event, fields, teams);
+  };
 
   r.get('/keys', async (_req, res) => {
     const { caller } = res.locals as AdminLocals;
@@ -72,7 +84,7 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     const teams = teamsOf(policy, caller);
     if (teams.length === 0) throw new BrokerError('forbidden', `${caller.actor} is in no team`);
     const keys = visible(policy, caller, await deps.keys.list()).map(adminKeyView);
-    done(res, 'admin.key.list', { count: keys.length }, teams);
+    await recorded(res, 'admin.key.list', { count: keys.length }, teams);
     res.json({ keys });
   });
 
@@ -90,7 +102,7 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
   r.get('/keys/:owner/:purpose', async (req, res) => {
     const { name, teams } = authorizedKey(deps, req, res);
     const key = adminKeyView(await deps.keys.show(name));
-    done(res, 'admin.key.show', { key: name }, teams);
+    await recorded(res, 'admin.key.show', { key: name }, teams);
     res.json(key);
   });
 
@@ -125,9 +137,9 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     res.json(data);
   });
 
-  r.get('/policy', (_req, res) => {
+  r.get('/policy', async (_req, res) => {
     const teams = securityTeams(deps, res);
-    done(res, 'admin.policy.status', {}, teams);
+    await recorded(res, 'admin.policy.status', {}, teams);
     res.json(deps.policyRuntime!.status());
   });
 
@@ -137,22 +149,33 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     emptyBody(req);
     const out = await deps.policyRuntime!.reload('api');
     if (out.outcome === 'refused') {
-      done(res, 'admin.policy.reload', { outcome: out.outcome, refusal: out.code }, teams);
+      await recorded(res, 'admin.policy.reload', { outcome: out.outcome, refusal: out.code }, teams);
       const err = new BrokerError('policy_rejected', `${out.code}: ${out.problems.length} problem(s)`);
       res.status(err.status).type('application/problem+json').send(JSON.stringify({ ...toProblem(err, (res.locals as AdminLocals).requestId), refusal: out.code, problems: out.problems.map(formatProblem) }));
       return;
     }
-    done(res, 'admin.policy.reload', { outcome: out.outcome, version: out.version, manifestSha256: out.manifestSha256 }, teams);
+    await recorded(res, 'admin.policy.reload', { outcome: out.outcome, version: out.version, manifestSha256: out.manifestSha256 }, teams);
     res.json(out);
   });
 
-  if (deps.suspensions) suspensionRoutes(r, { suspensions: deps.suspensions, policy: deps.policy, done });
+  if (deps.suspensions) suspensionRoutes(r, { suspensions: deps.suspensions, policy: deps.policy, done, recorded });
+  if (deps.audit) r.use('/audit', adminAuditRoutes(deps.audit, { policy: deps.policy, securityTeams: (res) => securityTeams(deps, res), emptyBody }));
 
   for (const path of ['/keys', '/keys/:owner/:purpose', '/keys/:owner/:purpose/rotate', '/keys/:owner/:purpose/versions/:version/:action', '/keystore', '/policy', '/policy/reload', ...(deps.suspensions ? SUSPENSION_PATHS : [])]) {
     r.all(path, () => {
       throw new BrokerError('method_not_allowed', 'wrong method');
     });
   }
+
+  // An authenticated caller refused (403) is recorded; the error goes on to the one error mapping.
+  r.use(async (e: unknown, req: Request, res: Response, next: NextFunction) => {
+    const err = asBrokerError(e);
+    const { requestId, caller } = res.locals as Partial<AdminLocals>;
+    if (err.code === 'forbidden' && caller && deps.audit) {
+      await deps.audit.recorder.record(adminForbiddenEvent(requestId ?? '', caller.actor, req.method, req.originalUrl, err.reason)).catch(() => undefined);
+    }
+    next(e);
+  });
   return r;
 }
 

@@ -17,6 +17,8 @@ export interface SuspensionRouteDeps {
   suspensions: SuspensionService;
   policy: () => Policy;
   done: (res: Response, event: string, fields: Record<string, unknown>, teams: readonly Team[]) => void;
+  /** A read is recorded in the audit trail before it is answered (a change records itself in its transaction). */
+  recorded: (res: Response, event: string, fields: Record<string, unknown>, teams: readonly Team[]) => Promise<void>;
 }
 
 export const SUSPENSION_PATHS = ['/suspensions', '/suspensions/:subject', '/suspensions/:subject/clear'];
@@ -28,7 +30,7 @@ export function suspensionRoutes(r: Router, deps: SuspensionRouteDeps): void {
   r.get('/suspensions', async (_req, res) => {
     const teams = securityTeamsOf(deps.policy(), res);
     const suspensions = await deps.suspensions.list();
-    deps.done(res, 'admin.suspension.list', { count: suspensions.length }, teams);
+    await deps.recorded(res, 'admin.suspension.list', { count: suspensions.length }, teams);
     res.json({ suspensions });
   });
 
@@ -44,7 +46,7 @@ export function suspensionRoutes(r: Router, deps: SuspensionRouteDeps): void {
   r.get('/suspensions/:subject', async (req, res) => {
     const teams = securityTeamsOf(deps.policy(), res);
     const history = await deps.suspensions.show(String(req.params.subject));
-    deps.done(res, 'admin.suspension.show', { subject: history[0]!.subject }, teams);
+    await deps.recorded(res, 'admin.suspension.show', { subject: history[0]!.subject }, teams);
     res.json({ subject: history[0]!.subject, active: history.find((s) => s.active) ?? null, history });
   });
 

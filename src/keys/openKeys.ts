@@ -13,6 +13,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { finalCheckpoint } from '../audit/finalCheckpoint.js';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import { createCustodian } from '../custody/index.js';
@@ -85,6 +86,8 @@ export async function openKeys(config: Config, clock: Clock, mode: OpenMode, opt
     custodian,
     keys: new KeyService(store, custodian, clock),
     close: async () => {
+      // A command that wrote audit records checkpoints its chain, as a broker does at shutdown (its own checkpointer).
+      if (custodian && mode !== 'serve') await finalCheckpoint(config, store, custodian, clock, (msg) => process.stderr.write(`keyanchor: warning: ${msg}\n`));
       await custodian?.close();
       await store.close();
     },

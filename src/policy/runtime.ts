@@ -67,6 +67,11 @@ export interface RuntimeOptions {
   load?: (req: LoadRequest) => Promise<LoadResult>;
   /** Called with each snapshot that comes into force (for warnings that need the keystore). */
   onLoaded?: (s: PolicySnapshot) => void;
+  /**
+   * Called with the outcome of every load (the audit trail records loads and refusals); `tried` is
+   * what is known of the policy that was tried: its version and manifest digest, once read.
+   */
+  onOutcome?: (trigger: ReloadTrigger, outcome: ReloadOutcome, tried: { version: number | null; manifestSha256: string } | undefined) => void;
 }
 
 export class PolicyStartError extends Error {}
@@ -78,6 +83,7 @@ export class PolicyRuntime {
   #expiredLogged = false;
   #watch: Watch | undefined;
   #last: { at: number; trigger: ReloadTrigger; outcome: ReloadOutcome['outcome']; code?: RefusalCode; problems?: string[] } | undefined;
+  #tried: { version: number | null; manifestSha256: string } | undefined;
   readonly counters = new PolicyCounters();
 
   private constructor(
@@ -158,6 +164,7 @@ export class PolicyRuntime {
 
   private async attempt(trigger: ReloadTrigger): Promise<ReloadOutcome> {
     let outcome: ReloadOutcome;
+    this.#tried = undefined;
     try {
       outcome = await this.loadAndSwap();
     } catch (e) {
@@ -165,6 +172,7 @@ export class PolicyRuntime {
       else outcome = { outcome: 'refused', code: 'policy_state_unavailable', problems: [{ file: this.o.dir, line: 0, col: 0, path: '(state)', message: `policy_state_unavailable: ${(e as Error).message}` }] };
     }
     this.counters.reloaded(outcome);
+    this.o.onOutcome?.(trigger, outcome, this.#tried);
     this.#last = { at: this.o.clock.now(), trigger, outcome: outcome.outcome, ...(outcome.outcome === 'refused' ? { code: outcome.code, problems: outcome.problems.map(formatProblem) } : {}) };
     if (outcome.outcome === 'refused') {
       this.o.log.error({ trigger, code: outcome.code, problems: outcome.problems.map(formatProblem) }, trigger === 'start' ? 'policy refused' : 'policy reload refused; the policy in force stays');
@@ -181,6 +189,7 @@ export class PolicyRuntime {
     const result = await (this.o.load ?? loadOffThread)({ dir, vars, ...(trust ? { root: trust.data } : {}), now: clock.now() });
     if (!result.ok) throw new PolicyRefusal(result.code, result.problems);
     const b = result.bundle;
+    this.#tried = { version: b?.version ?? null, manifestSha256: result.manifestSha256 };
     const facts: BundleFacts | undefined = b && { ...b, root: trustRoot(b.root) };
     if (facts) checkVersion(dir, mark, facts);
     const current = this.#current as PolicySnapshot | undefined;

@@ -7,9 +7,14 @@
  *
  * A writer's chain advances only when its transaction commits; a writer whose transaction fails in
  * an uncertain way (a lost connection at COMMIT) abandons the chain and starts a new one, so a
- * chain never has a gap or a fork.
+ * chain never has a gap or a fork. A chain's first record registers the chain (`audit_chains`) in
+ * the same transaction. Search terms are added afterwards, in bulk, by the indexer (auditIndex.ts),
+ * so the release transaction writes one row as before.
+ *
+ * `appendAudit(tx, event, at)` is the one way the broker writes a record.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { BrokerError } from '../errors.js';
 import type { ChainHead, Sql, TxSql } from './sql.js';
 import { num } from './sql.js';
 
@@ -43,43 +48,69 @@ export async function appendAudit(tx: TxSql, e: AuditEvent, at: number): Promise
   return insertAuditRow(tx, row, head);
 }
 
-/** Inserts a prepared row (also used by `audit import`) and advances `head` past it. */
+/** Inserts a prepared row (also used by `audit import`), and advances `head` past it. */
 export async function insertAuditRow(tx: Sql, row: Omit<AuditRow, 'hash'>, head: ChainHead): Promise<AuditRow> {
   const full: AuditRow = { ...row, hash: recordHash(row) };
   await tx.run('INSERT INTO audit (chain_id, seq, at, event, prev, hash, body) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
     full.chainId, full.seq, full.at, full.event, full.prev, full.hash, full.body,
   ]);
+  if (full.seq === 1) await tx.run('INSERT INTO audit_chains (chain_id, started_at) VALUES ($1, $2)', [full.chainId, full.at]);
   head.seq = full.seq;
   head.hash = full.hash;
   return full;
 }
 
-const toRow = (r: Record<string, unknown>): AuditRow => ({
+/** Thrown inside the probe's transaction to roll it back; passes through StateStore.transaction as is. */
+class ProbeRolledBack extends BrokerError {
+  constructor() {
+    super('internal', 'audit write probe: rolled back on purpose');
+  }
+}
+
+/**
+ * Proves that an audit record can be written now: inserts one under a chain id of its own, then
+ * rolls the transaction back, so nothing stays. Throws what the write threw (store_unavailable).
+ */
+export async function probeAuditWrite(transaction: (fn: (tx: TxSql) => Promise<void>) => Promise<void>, at: number): Promise<void> {
+  try {
+    await transaction(async (tx) => {
+      const chain = `~probe-${randomBytes(6).toString('hex')}`;
+      await tx.run('INSERT INTO audit (chain_id, seq, at, event, prev, hash, body) VALUES ($1, 1, $2, $3, $4, $4, $5)', [chain, at, 'probe', GENESIS, '{"event":"probe"}']);
+      throw new ProbeRolledBack();
+    });
+  } catch (e) {
+    if (!(e instanceof ProbeRolledBack)) throw e;
+  }
+}
+
+export const AUDIT_COLUMNS = 'chain_id, seq, at, event, prev, hash, body';
+
+export const toRow = (r: Record<string, unknown>): AuditRow => ({
   chainId: String(r.chain_id), seq: num(r.seq), at: num(r.at), event: String(r.event), prev: String(r.prev), hash: String(r.hash), body: String(r.body),
 });
 
+/** Every chain that has records, from the records themselves (a full index scan: for verification). */
 export async function auditChains(sql: Sql): Promise<string[]> {
   return (await sql.all('SELECT DISTINCT chain_id FROM audit ORDER BY chain_id')).map((r) => String(r.chain_id));
 }
 
-/** One chain's records in order, a page at a time (bounded memory however long the chain is). */
-export async function* readChain(sql: Sql, chainId: string, page = 5000): AsyncGenerator<AuditRow> {
-  let after = 0;
+/** One chain's records in order, from `after`, a page at a time (bounded memory however long the chain is). */
+export async function* readChain(sql: Sql, chainId: string, page = 5000, after = 0): AsyncGenerator<AuditRow> {
   for (;;) {
-    const rows = await sql.all('SELECT chain_id, seq, at, event, prev, hash, body FROM audit WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [chainId, after, page]);
+    const rows = await sql.all(`SELECT ${AUDIT_COLUMNS} FROM audit WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, [chainId, after, page]);
     for (const r of rows) yield toRow(r);
     if (rows.length < page) return;
     after = num(rows[rows.length - 1]!.seq);
   }
 }
 
-/** Records of any chain with time in [from, to), newest last, at most `limit`. */
-export async function auditBetween(sql: Sql, from: number, to: number, limit = 10_000): Promise<AuditRow[]> {
-  const rows = await sql.all('SELECT chain_id, seq, at, event, prev, hash, body FROM audit WHERE at >= $1 AND at < $2 ORDER BY at, chain_id, seq LIMIT $3', [from, to, limit]);
-  return rows.map(toRow);
+/** A chain's first and last record numbers; undefined when it has none. */
+export async function chainExtent(sql: Sql, chainId: string): Promise<{ first: number; last: number } | undefined> {
+  const [r] = await sql.all('SELECT MIN(seq) AS first, MAX(seq) AS last FROM audit WHERE chain_id = $1', [chainId]);
+  return r?.last === null || r?.last === undefined ? undefined : { first: num(r.first), last: num(r.last) };
 }
 
-export async function countAudit(sql: Sql): Promise<number> {
-  const [r] = await sql.all('SELECT COUNT(*) AS n FROM audit');
-  return num(r?.n);
+export async function auditRecord(sql: Sql, chainId: string, seq: number): Promise<AuditRow | undefined> {
+  const [r] = await sql.all(`SELECT ${AUDIT_COLUMNS} FROM audit WHERE chain_id = $1 AND seq = $2`, [chainId, seq]);
+  return r ? toRow(r) : undefined;
 }

@@ -3,7 +3,7 @@
  * committed state, and (optionally) a push channel for the change feed. Everything above it
  * (sqlStore.ts and the query files) is shared by both backends.
  */
-import type { Dialect, Sql, TxSql } from './sql.js';
+import type { CommittedHead, Dialect, Sql, TxSql } from './sql.js';
 
 export interface Driver {
   readonly dialect: Dialect;
@@ -16,7 +16,12 @@ export interface Driver {
    */
   transaction<T>(fn: (tx: TxSql) => Promise<T>): Promise<T>;
   /** Runs `fn` in a transaction that holds the schema-migration lock (one migrator at a time). */
-  migrationTransaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
+  migrationTransaction<T>(fn: (tx: TxSql) => Promise<T>): Promise<T>;
+  /**
+   * The heads of the audit chains this driver wrote, as of their last commit: only records that are
+   * certainly committed are behind them (the writer's own knowledge, never read back from the store).
+   */
+  committedHeads(): CommittedHead[];
   /** Calls `onChange` when another connection reports a change (PostgreSQL NOTIFY); returns a stop function. */
   listen?(onChange: () => void): () => void;
   /** Resolves when the database answers a trivial query within the statement timeout. */

@@ -9,6 +9,10 @@ export const META = {
   /** The HMAC key of nonce tokens (base64), made once and shared by every replica. */
   nonceKey: 'nonce_key',
   createdAt: 'created_at',
+  /** A random id every audit checkpoint of this store names (audit/checkpoint.ts). */
+  auditStoreId: 'audit_store_id',
+  /** The id of the key that signs this store's audit checkpoints (SHA-256 of its SPKI). */
+  auditKeyId: 'audit_key_id',
 } as const;
 
 export async function getMeta(sql: Sql, name: string): Promise<string | undefined> {

@@ -1,4 +1,5 @@
 /** Applies the schema migrations, and checks that a store's schema is the one this broker knows. */
+import { appendAudit } from './audit.js';
 import type { Driver } from './driver.js';
 import { META, getMeta, setMeta } from './meta.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
@@ -17,10 +18,18 @@ export async function schemaVersion(sql: Sql): Promise<number> {
   return v === undefined ? 0 : Number(v);
 }
 
-/** Brings the store to SCHEMA_VERSION, one transaction per step; idempotent and safe to run concurrently. */
+/** The first schema whose audit tables take a `store.migrate` record (terms, chains); earlier steps are named in it. */
+const RECORDED_FROM = 3;
+
+/**
+ * Brings the store to SCHEMA_VERSION, one transaction per step; idempotent and safe to run
+ * concurrently. From schema 3 on, each step's transaction also writes a `store.migrate` audit
+ * record naming the steps it completes (earlier steps of the same run included).
+ */
 export async function migrate(driver: Driver): Promise<{ from: number; to: number }> {
   const from = await schemaVersion(driver.reader);
   refuseNewer(from);
+  let unrecorded: Array<{ version: number; what: string }> = [];
   for (const m of MIGRATIONS) {
     await driver.migrationTransaction(async (tx) => {
       const at = await schemaVersion(tx);
@@ -29,7 +38,11 @@ export async function migrate(driver: Driver): Promise<{ from: number; to: numbe
       if (at !== m.version - 1) throw new StoreSchemaError(`the store is at schema ${at}; migration ${m.version} needs ${m.version - 1}`);
       for (const stmt of m.sql(driver.dialect.name)) await tx.run(stmt);
       await setMeta(tx, META.schemaVersion, String(m.version));
+      const steps = [...unrecorded, { version: m.version, what: m.what }];
+      if (m.version < RECORDED_FROM) unrecorded = steps;
+      else await appendAudit(tx, { event: 'store.migrate', from: steps[0]!.version - 1, to: m.version, steps: steps.map((s) => `${s.version}: ${s.what}`) }, await tx.now());
     });
+    if (unrecorded.at(-1)?.version !== m.version) unrecorded = [];
   }
   return { from, to: SCHEMA_VERSION };
 }

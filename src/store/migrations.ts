@@ -6,6 +6,7 @@
  * Times are epoch milliseconds (BIGINT) or ISO strings where they are shown to people as such;
  * JSON is TEXT in both backends; blobs are BLOB / BYTEA.
  */
+import { auditMigration } from './auditSchema.js';
 import type { Dialect } from './sql.js';
 
 export interface Migration {
@@ -61,6 +62,7 @@ export const MIGRATIONS: readonly Migration[] = [
     what: 'suspensions by subject, for their history (keyanchor suspend show); limit windows without an index on their TAT, which every charge rewrote (the purge scans the small table instead, and PostgreSQL can update a window in place)',
     sql: () => [`CREATE INDEX suspensions_subject ON suspensions (subject, created_at)`, `DROP INDEX limit_windows_tat`],
   },
+  { version: 3, what: 'audit: commit-order positions, search terms, writer chains, the signed checkpoint log', sql: auditMigration },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

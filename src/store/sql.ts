@@ -41,6 +41,15 @@ export interface ChainHead {
   hash: string;
 }
 
+/** A writer chain's head as of its last commit (what a checkpoint may sign). */
+export interface CommittedHead {
+  readonly chainId: string;
+  readonly seq: number;
+  readonly hash: string;
+  /** False once the writer abandoned the chain (after an uncertain commit): it will not grow. */
+  readonly live: boolean;
+}
+
 /** A statement executor inside one transaction. */
 export interface TxSql extends Sql {
   /**

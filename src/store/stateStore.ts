@@ -11,7 +11,7 @@ import { ChangeFeed } from './changes.js';
 import type { Driver } from './driver.js';
 import { purgeLimits } from './limits.js';
 import { purgeNonces } from './nonces.js';
-import type { Row, Sql, TxSql } from './sql.js';
+import type { CommittedHead, Row, Sql, TxSql } from './sql.js';
 
 /** Rows deleted per purge statement: a purge never holds locks for long. */
 export const PURGE_BATCH = 1000;
@@ -81,6 +81,11 @@ export class StateStore {
         return Promise.reject(storeUnavailable(e, `store ${this.kind} transaction failed`));
       },
     );
+  }
+
+  /** This process's audit chains as of their last commit (see Driver.committedHeads). */
+  committedHeads(): CommittedHead[] {
+    return this.driver.committedHeads();
   }
 
   /** Ready when the store takes a write within its timeouts (so a read-only or full disk is not ready). */

@@ -43,6 +43,7 @@ interface Pending {
   id: string;
   body: string;
   attempts: number;
+  onDelivered?: () => void;
 }
 
 export type WebhookLog = (level: 'warn' | 'error', fields: Record<string, unknown>, msg: string) => void;
@@ -67,8 +68,11 @@ export class WebhookSender {
     if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error(`webhook URL ${o.url}: http or https only`);
   }
 
-  /** Enqueues `{type, timestamp, data}`; never blocks. False when the sender is closed. */
-  send(type: string, data: Record<string, unknown>): boolean {
+  /**
+   * Enqueues `{type, timestamp, data}`; never blocks. False when the sender is closed.
+   * `onDelivered` runs once the receiver answered 2xx.
+   */
+  send(type: string, data: Record<string, unknown>, onDelivered?: () => void): boolean {
     if (this.#closed) return false;
     if (this.#queue.length >= this.o.maxQueue) {
       this.#queue.shift();
@@ -76,7 +80,7 @@ export class WebhookSender {
       this.log('warn', { url: this.o.url, maxQueue: this.o.maxQueue }, 'webhook queue full: dropped the oldest event');
     }
     const body = JSON.stringify({ type, timestamp: new Date(this.clock.now()).toISOString(), data });
-    this.#queue.push({ id: `msg_${randomBytes(16).toString('hex')}`, body, attempts: 0 });
+    this.#queue.push({ id: `msg_${randomBytes(16).toString('hex')}`, body, attempts: 0, ...(onDelivered ? { onDelivered } : {}) });
     this.#running ??= this.#drain().finally(() => (this.#running = undefined));
     return true;
   }
@@ -115,6 +119,7 @@ export class WebhookSender {
       const outcome = await this.#deliver(p);
       if (outcome === 'ok') {
         this.#stats.delivered++;
+        p.onDelivered?.();
         return true;
       }
       this.#stats.attemptFailures++;

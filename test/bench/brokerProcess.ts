@@ -25,7 +25,7 @@ export interface BrokerSpec {
   env?: NodeJS.ProcessEnv;
   /** Keys to create before the broker starts. */
   keys: string[];
-  /** More configuration, merged over the bench's. */
+  /** More config, merged over the bench's (e.g. audit checkpoint intervals). */
   config?: Record<string, unknown>;
 }
 

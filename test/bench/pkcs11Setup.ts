@@ -18,7 +18,7 @@ export async function pkcs11Setup(_w: World): Promise<HsmBench | undefined> {
   const hsm = createSoftHsm({ label: 'bench' });
   const config: Pkcs11CustodyConfig = {
     kind: 'pkcs11', module: hsm.module, token: { label: hsm.label }, pin: new Secret(hsm.pin),
-    kekLabel: 'bench-kek', wrapMechanism: 'AES_KEY_WRAP_PAD', oaepHash: 'SHA-1', sessions: 4, probeIntervalSeconds: 60,
+    kekLabel: 'bench-kek', auditKeyLabel: 'bench-audit', wrapMechanism: 'AES_KEY_WRAP_PAD', oaepHash: 'SHA-1', sessions: 4, probeIntervalSeconds: 60,
   };
   await hsmInit(config);
   return {

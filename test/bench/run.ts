@@ -19,6 +19,7 @@
 import path from 'node:path';
 import { makeWorld, APP_KEY } from '../helpers/world.js';
 import { benchAgentExec, benchHashing } from './agentFigures.js';
+import { benchAuditCost } from './auditCost.js';
 import { writeBenchFiles } from './benchFiles.js';
 import { startBenchBroker } from './brokerProcess.js';
 import { cryptoFloor } from './floor.js';
@@ -107,6 +108,7 @@ try {
     say(`agent hashing: ${fmt(h.mbps, 0)} MB/s streamed sha256 over a ${h.sizeMiB} MiB file (median of 5, page cache warm); sha256sum: ${fmt(h.sha256sumMbps, 0)} MB/s ${load()}`);
     for (const line of await benchPolicyScale(quick)) say(line);
     const controlTargets = await controls();
+    for (const line of await benchAuditCost({ common: { ...common, tls: files.tls }, loadgen, quick, warm, phases })) say(line);
     for (const line of [...targetLines(c1, [c8, c64], c64, floor, exec), ...controlTargets]) say(line);
   }
 } finally {

@@ -27,6 +27,8 @@ import { APP_KEY, makeWorld, type World } from '../helpers/world.js';
 
 const PIN_ENV = 'KEYANCHOR_HSM_PIN';
 const KEK_LABEL = 'keyanchor-kek';
+/** The first command that writes an audit record makes the audit signing key pair (auditPkcs11.e2e.test.ts checks it). */
+const KEK_AND_AUDIT_KEY = ['Private Key Object; EC', 'Public Key Object; EC  EC_POINT 256 bits', 'Secret Key Object; AES length 32'];
 
 const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
 
@@ -102,7 +104,7 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('PKCS#11 custody end to
     expect(objects).toEqual(['Secret Key Object; AES length 32']);
   });
 
-  it('keys create has the HSM make the key: the keystore holds it wrapped, the token holds nothing but the KEK', async () => {
+  it('keys create has the HSM make the key: the keystore holds it wrapped, the token holds nothing but the KEK and the audit signing key', async () => {
     const r = await keyanchor('keys', 'create', '--init', APP_KEY);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ name: APP_KEY, versions: [{ version: 1, state: 'enabled' }] });
@@ -128,7 +130,7 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('PKCS#11 custody end to
     }
 
     const listing = hsm.pkcs11Tool(['--list-objects']);
-    expect(tokenObjects()).toEqual(['Secret Key Object; AES length 32']);
+    expect(tokenObjects().sort()).toEqual(KEK_AND_AUDIT_KEY);
     expect(listing).toContain(`label:      ${KEK_LABEL}`);
     expect(listing).toMatch(/Usage: +wrap, unwrap/);
     expect(listing).toMatch(/Access: +sensitive, always sensitive, never extractable, local/);
@@ -217,8 +219,8 @@ describe.skipIf(!softhsmAvailable({ pkcs11Tool: true }))('PKCS#11 custody end to
       expect(broker.proc.exitCode).toBeNull();
     });
 
-    it('the token still holds only the KEK: every object a release made is gone', () => {
-      expect(tokenObjects()).toEqual(['Secret Key Object; AES length 32']);
+    it('the token still holds only the KEK and the audit signing key: every object a release made is gone', () => {
+      expect(tokenObjects().sort()).toEqual(KEK_AND_AUDIT_KEY);
     });
 
     let wrongPinStart: Ran | undefined;

@@ -32,12 +32,17 @@ export interface KillRun {
 
 /** Runs `keyanchor ARGS` and SIGKILLs it at `at`. */
 export function runKeyanchorKilledAt(args: string[], at: KillAt, env?: NodeJS.ProcessEnv): Promise<KillRun> {
+  return runNodeKilledAt([BROKER_CLI, ...args], at, env);
+}
+
+/** Runs `node NODEARGS` (a script of the test's, say) and SIGKILLs it at `at`. */
+export function runNodeKilledAt(nodeArgs: string[], at: KillAt, env?: NodeJS.ProcessEnv): Promise<KillRun> {
   return new Promise((resolve, reject) => {
     const events: string[] = [];
     const started = performance.now();
     let killed = false;
     let seen = 0;
-    const child = spawn(process.execPath, [BROKER_CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, nodeArgs, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const kill = () => {
       if (child.exitCode === null && child.signalCode === null) killed = child.kill('SIGKILL');
     };

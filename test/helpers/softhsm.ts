@@ -113,6 +113,7 @@ export function softhsmCustodyConfig(hsm: SoftHsm, overrides: Partial<Pkcs11Cust
     token: { label: hsm.label },
     pin: new Secret(hsm.pin),
     kekLabel: 'keyanchor-kek',
+    auditKeyLabel: 'keyanchor-audit',
     wrapMechanism: 'AES_KEY_WRAP_PAD',
     oaepHash: 'SHA-1',
     sessions: 4,

@@ -153,6 +153,7 @@ describe('an owner team manages the keys under its prefix', () => {
       ['key.state', 'jwt:sub:pat@example.com', 1, 'disabled'],
       ['key.state', 'jwt:sub:pat@example.com', 1, 'enabled'],
       ['key.state', 'jwt:sub:pat@example.com', 1, 'destroyed'],
+      ['admin.key.show', 'jwt:sub:pat@example.com', undefined, undefined], // a read: recorded by the route, changes by their transaction
     ]);
     const ops = logLines.filter((l) => l.msg === 'admin operation' && l.key === 'payments/card-key').map((l) => [l.event, l.actor, l.teams]);
     expect(ops[0]).toEqual(['admin.key.create', 'jwt:sub:pat@example.com', ['payments']]);

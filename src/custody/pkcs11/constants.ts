@@ -28,15 +28,19 @@ export const CKA = {
   NEVER_EXTRACTABLE: 0x164,
   ALWAYS_SENSITIVE: 0x165,
   MODIFIABLE: 0x170,
+  EC_PARAMS: 0x180,
+  EC_POINT: 0x181,
 } as const;
 
-export const CKO = { PUBLIC_KEY: 0x2, SECRET_KEY: 0x4 } as const;
-export const CKK = { RSA: 0x0, AES: 0x1f } as const;
+export const CKO = { PUBLIC_KEY: 0x2, PRIVATE_KEY: 0x3, SECRET_KEY: 0x4 } as const;
+export const CKK = { RSA: 0x0, EC: 0x3, AES: 0x1f } as const;
 
 export const CKM = {
   RSA_PKCS_OAEP: 0x9,
   SHA_1: 0x220,
   SHA256: 0x250,
+  EC_KEY_PAIR_GEN: 0x1040,
+  ECDSA: 0x1041,
   AES_KEY_GEN: 0x1080,
   AES_GCM: 0x1087,
   AES_CMAC: 0x108a,

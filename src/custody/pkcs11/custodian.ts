@@ -93,6 +93,11 @@ export class Pkcs11Custodian implements KeyCustodian {
     return this.#pool.kekId;
   }
 
+  /** Runs `op` on a logged-in session of the pool (the audit signing key, auditKey.ts, uses it). */
+  withSession<T>(what: string, op: (lease: Lease) => Promise<T>): Promise<T> {
+    return this.#pool.run(what, op);
+  }
+
   async generate(ref: KeyRef): Promise<WrappedKey> {
     const alg = this.#wrapAlg;
     return this.#pool.run(`generating ${releaseKid(ref.name, ref.version)}`, async ({ mod, session, kek, kekId }) => {

@@ -35,6 +35,7 @@ export type Pkcs11Module = Pick<
   | 'C_CreateObject'
   | 'C_DestroyObject'
   | 'C_GenerateKeyAsync'
+  | 'C_GenerateKeyPair'
   | 'C_WrapKeyAsync'
   | 'C_UnwrapKeyAsync'
   | 'C_EncryptInit'

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, PoolConfig } from 'pg';
 import { newChain } from '../audit.js';
 import type { Driver } from '../driver.js';
-import type { ChainHead, ChangeTopic, Dialect, Row, Sql, TxSql } from '../sql.js';
+import type { ChainHead, ChangeTopic, CommittedHead, Dialect, Row, Sql, TxSql } from '../sql.js';
 
 export interface PostgresOptions {
   url: string;
@@ -86,6 +86,8 @@ class PostgresDriver implements Driver {
   readonly dialect = DIALECT;
   readonly reader: Sql;
   readonly #chains: ChainHead[] = [];
+  /** Every chain's last committed head; `live` while the chain is in #chains or in use. */
+  readonly #committed = new Map<string, { seq: number; hash: string; live: boolean }>();
 
   constructor(
     private readonly pool: Pool,
@@ -139,6 +141,7 @@ class PostgresDriver implements Driver {
       certain = false;
       await client.query('COMMIT');
       certain = true;
+      if (chain && chain.seq > 0) this.#committed.set(chain.chainId, { seq: chain.seq, hash: chain.hash, live: true });
       return out;
     } catch (e) {
       broken ??= certain ? undefined : e;
@@ -146,13 +149,14 @@ class PostgresDriver implements Driver {
     } finally {
       // A chain whose last transaction may or may not have committed is not used again.
       if (chain && certain && broken === undefined && lost === undefined) this.#chains.push(chain);
+      else if (chain) this.#abandon(chain.chainId);
       client.off('error', onLost);
       const bad = broken ?? lost;
       client.release(bad === undefined ? undefined : bad instanceof Error ? bad : new Error(String(bad)));
     }
   }
 
-  async migrationTransaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
+  async migrationTransaction<T>(fn: (tx: TxSql) => Promise<T>): Promise<T> {
     return this.transaction(async (tx) => {
       await tx.all('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       return fn(tx);
@@ -195,6 +199,15 @@ class PostgresDriver implements Driver {
       stopped = true;
       void client?.end().catch(() => undefined);
     };
+  }
+
+  committedHeads(): CommittedHead[] {
+    return [...this.#committed].map(([chainId, h]) => ({ chainId, ...h }));
+  }
+
+  #abandon(chainId: string): void {
+    const h = this.#committed.get(chainId);
+    if (h) h.live = false;
   }
 
   async ping(): Promise<void> {

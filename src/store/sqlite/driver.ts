@@ -9,12 +9,12 @@
  *
  * Reads outside transactions use a second connection, so they only ever see committed state.
  */
-import { chmodSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, statSync } from 'node:fs';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Clock } from '../../clock.js';
 import { newChain } from '../audit.js';
 import type { Driver } from '../driver.js';
-import type { ChainHead, Dialect, Row, Sql, TxSql } from '../sql.js';
+import type { ChainHead, CommittedHead, Dialect, Row, Sql, TxSql } from '../sql.js';
 
 export interface SqliteOptions {
   file: string;
@@ -90,7 +90,15 @@ export async function openSqliteDriver(o: SqliteOptions): Promise<Driver> {
     c.db.pragma('secure_delete = ON');
     c.db.pragma('foreign_keys = ON');
   }
-  return new SqliteDriver(writer, reader, o.clock, o.maxBatch ?? 256);
+  const { dev, ino } = statSync(o.file);
+  return new SqliteDriver(writer, reader, o.clock, o.maxBatch ?? 256, { file: o.file, dev, ino });
+}
+
+/** The database file as opened: a file removed or replaced under the broker takes no more writes. */
+interface FileIdentity {
+  file: string;
+  dev: number;
+  ino: number;
 }
 
 class SqliteDriver implements Driver {
@@ -98,6 +106,7 @@ class SqliteDriver implements Driver {
   readonly #queue: Job[] = [];
   #scheduled = false;
   #head: ChainHead = newChain();
+  readonly #committed = new Map<string, { seq: number; hash: string }>();
   #closed = false;
 
   constructor(
@@ -105,7 +114,19 @@ class SqliteDriver implements Driver {
     readonly reader: Connection,
     private readonly clock: Clock,
     private readonly maxBatch: number,
+    private readonly identity: FileIdentity,
   ) {}
+
+  /**
+   * Throws when the path no longer names the file this driver opened (removed, or replaced by
+   * another): writes would go to a file no one will open again, and their records would vanish.
+   */
+  #checkFile(): void {
+    const st = statSync(this.identity.file, { throwIfNoEntry: false });
+    if (!st || st.ino !== this.identity.ino || st.dev !== this.identity.dev) {
+      throw new Error(`the store file ${this.identity.file} was ${st ? 'replaced' : 'removed'} while open: nothing more is written to it; restart the broker`);
+    }
+  }
 
   transaction<T>(fn: (tx: TxSql) => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new Error('the store is closed'));
@@ -119,7 +140,7 @@ class SqliteDriver implements Driver {
     });
   }
 
-  async migrationTransaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
+  async migrationTransaction<T>(fn: (tx: TxSql) => Promise<T>): Promise<T> {
     return this.transaction((tx) => fn(tx));
   }
 
@@ -130,6 +151,7 @@ class SqliteDriver implements Driver {
     const results: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
     let committed = false;
     try {
+      this.#checkFile();
       w.runSync('BEGIN IMMEDIATE');
       for (const [i, job] of batch.entries()) {
         const before = { seq: this.#head.seq, hash: this.#head.hash };
@@ -147,6 +169,7 @@ class SqliteDriver implements Driver {
       }
       w.runSync('COMMIT');
       committed = true;
+      if (this.#head.seq > 0) this.#committed.set(this.#head.chainId, { seq: this.#head.seq, hash: this.#head.hash });
     } catch (error) {
       if (w.db.inTransaction) {
         try {
@@ -180,7 +203,12 @@ class SqliteDriver implements Driver {
     };
   }
 
+  committedHeads(): CommittedHead[] {
+    return [...this.#committed].map(([chainId, h]) => ({ chainId, ...h, live: chainId === this.#head.chainId }));
+  }
+
   async ping(): Promise<void> {
+    this.#checkFile();
     this.reader.allSync('SELECT 1 AS one');
   }
 

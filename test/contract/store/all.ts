@@ -1,5 +1,9 @@
 /** Every store contract suite, for one backend. */
 import { auditContract } from './audit.contract.js';
+import { auditCheckpointsContract } from './auditCheckpoints.contract.js';
+import { auditSearchContract } from './auditSearch.contract.js';
+import { auditTailContract } from './auditTail.contract.js';
+import { auditTrailContract } from './auditTrail.contract.js';
 import { changesContract } from './changes.contract.js';
 import { countersContract } from './counters.contract.js';
 import type { MakeStore } from './harness.js';
@@ -16,6 +20,10 @@ export function registerStoreContracts(make: MakeStore): void {
   suspensionsContract(make);
   keystoreContract(make);
   auditContract(make);
+  auditSearchContract(make);
+  auditTailContract(make);
+  auditCheckpointsContract(make);
+  auditTrailContract(make);
   highWaterContract(make);
   changesContract(make);
 }

@@ -9,6 +9,8 @@ export function auditContract(make: MakeStore): void {
     const opened = new Opened();
     afterEach(() => opened.closeAll());
 
+    // The store's creation wrote a `store.migrate` record on a chain of its own (PostgreSQL) or on
+    // the writer's chain (SQLite); these tests look at the records they write.
     const chains = async (sql: Parameters<typeof auditChains>[0]) => {
       const out = new Map<string, Array<{ seq: number; event: string }>>();
       for (const id of await auditChains(sql)) {
@@ -39,9 +41,9 @@ export function auditContract(make: MakeStore): void {
         } else await s.transaction((tx) => appendAudit(tx, { event: 'release', n: i }, 1000 + i));
       }
       const all = await chains(t.store.read);
-      const records = [...all.values()].flat();
-      expect(records).toHaveLength(16);
       for (const rows of all.values()) expect(rows.map((r) => r.seq)).toEqual(rows.map((_, i) => i + 1));
+      const records = [...all.values()].flat().filter((r) => r.event !== 'store.migrate');
+      expect(records).toHaveLength(16);
       expect(new Set(records.map((r) => r.event))).toEqual(new Set(['release']));
     });
 
@@ -51,7 +53,7 @@ export function auditContract(make: MakeStore): void {
       const other = opened.add(await t.another());
       await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 ? t.store : other).transaction((tx) => appendAudit(tx, { event: 'release', i }, i))));
       const all = await chains(t.store.read);
-      expect([...all.values()].flat()).toHaveLength(60);
+      expect([...all.values()].flat().filter((r) => r.event === 'release')).toHaveLength(60);
     });
 
     it('an edited body breaks the hash', async () => {
@@ -59,8 +61,15 @@ export function auditContract(make: MakeStore): void {
       opened.add(store);
       await store.transaction((tx) => appendAudit(tx, { event: 'key.create', key: 'a/k', actor: 'alice' }, 5));
       await store.transaction((tx) => tx.run("UPDATE audit SET body = REPLACE(body, 'alice', 'mallory')"));
-      const [id] = await auditChains(store.read);
-      for await (const r of readChain(store.read, id!)) expect(r.hash).not.toBe(recordHash(r));
+      let edited = 0;
+      for (const id of await auditChains(store.read)) {
+        for await (const r of readChain(store.read, id)) {
+          if (r.event !== 'key.create') continue;
+          expect(r.hash).not.toBe(recordHash(r));
+          edited++;
+        }
+      }
+      expect(edited).toBe(1);
     });
   });
 }

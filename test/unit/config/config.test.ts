@@ -40,7 +40,7 @@ describe('embedded defaults', () => {
     expect(c.evidence).toEqual({ maxClockSkewSeconds: 60 });
     expect(c.custody).toEqual({ kind: 'software' });
     expect(c.store).toEqual({ kind: 'sqlite', file: path.resolve(process.cwd(), 'state', 'keyanchor.db'), synchronous: 'full', busyTimeoutMs: 5000, changePollMs: 500 });
-    expect(c.audit).toEqual({ unauthenticatedWindowSeconds: 60, unauthenticatedMaxSources: 10_000 });
+    expect(c.audit).toEqual({ unauthenticatedWindowSeconds: 60, unauthenticatedMaxSources: 10_000, checkpoint: { everyRecords: 1000, everySeconds: 60, sweepSeconds: 300 }, witnesses: [] });
     expect(c.log).toEqual({ level: 'info' });
     expect(c.dev).toEqual({ enabled: false });
     expect(c.server).toEqual({ maxConnections: 4096, maxConnectionsPerSource: 128, shutdownGraceSeconds: 20, maxAttestationsInFlight: 256 });
