@@ -167,7 +167,7 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
     if (webhook) stop.unshift(() => webhook.close(WEBHOOK_DRAIN_MS));
     const inFlight = new InFlight(config.server.maxAttestationsInFlight);
     const metrics = new BrokerMetrics(
-      { policy: () => policy.metrics(), webhooks: () => (webhook ? [{ target: 'alarms', stats: webhook.stats() }] : []), suspensions: () => suspended.countsByKind(), inFlight: () => inFlight.count },
+      { policy: () => [...policy.metrics(), ...audit.checkpointer.metrics(), ...audit.indexer.metrics()], webhooks: () => (webhook ? [{ target: 'alarms', stats: webhook.stats() }] : []), suspensions: () => suspended.countsByKind(), inFlight: () => inFlight.count },
       { nonceTtlMs: config.nonce.ttlSeconds * 1000, now: () => clock.now() },
     );
     store.observe = (committed, seconds) => metrics.storeTransaction(committed, seconds);

@@ -10,8 +10,6 @@ import { resolveSecret, SecretRef } from './secretRef.js';
 import { webhookOptions, WebhookTarget } from './webhook/config.js';
 import type { WebhookOptions } from './webhook/sender.js';
 import { locateIssues } from './schemaProblems.js';
-import { webhookOptions, WebhookTarget } from './webhook/config.js';
-import type { WebhookOptions } from './webhook/sender.js';
 import { formatPath, parseYamlSource } from './yamlSource.js';
 
 const Port = z.number().int().min(0).max(65535);

@@ -11,7 +11,7 @@ import type { WebhookStats } from '../webhook/sender.js';
 import { SampleBridge } from './samples.js';
 
 export interface MetricSources {
-  /** The policy runtime's samples (reloads, refusals, signed, version, expiry). */
+  /** Samples of parts that keep their own counts: the policy runtime (reloads, refusals, signed, version, expiry) and the audit trail (checkpoints, witnesses, the search indexer). */
   policy: () => MetricSample[];
   /** Webhook senders by target (`alarms`, …). */
   webhooks: () => ReadonlyArray<{ target: string; stats: WebhookStats }>;

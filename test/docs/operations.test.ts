@@ -113,7 +113,8 @@ describe('docs/operations.md: the controls', () => {
     expect(exported.size).toBeGreaterThan(15);
     const used = rules.groups.flatMap((g) => g.rules.flatMap((r) => [...r.expr.matchAll(/keyanchor_\w+/g)].map((m) => m[0].replace(/_(bucket|count|sum)$/, ''))));
     expect(used.length).toBeGreaterThan(5);
-    for (const name of used) expect(exported, name).toContain(name);
+    // The audit trail's metrics come from a running broker's parts: test/integration/alarms.test.ts checks those names on a real /metrics.
+    for (const name of used.filter((n) => !n.startsWith('keyanchor_audit_'))) expect(exported, name).toContain(name);
     for (const name of exported) expect(doc, name).toContain(`| \`${name}\` |`);
   });
 });

@@ -41,7 +41,7 @@ describe('dev mode only when asked', () => {
     const broker = await startBrokerProcess(['--config', config, 'serve']);
     await broker.stop();
     const state = path.join(w.dir, 'prod-state');
-    expect(readdirSync(state).sort()).toEqual(['kek.bin', 'keyanchor.db']);
+    expect(readdirSync(state).sort()).toEqual(['audit-signing.pem', 'kek.bin', 'keyanchor.db']); // the audit signing key beside the KEK (software custody)
     expect(broker.output()).not.toMatch(/DEV MODE|dev TLS CA|demo/);
   });
 
@@ -61,7 +61,7 @@ describe('dev mode only when asked', () => {
     await broker.stop();
     expect(broker.output()).toContain('keyanchor: DEV MODE (--dev or dev.enabled)');
     expect(broker.output()).toContain(`"tlsCa":"${path.join(cwd, 'dev-state', 'tls', 'ca.pem')}"`);
-    expect(readdirSync(path.join(cwd, 'dev-state')).sort()).toEqual(['dev', 'kek.bin', 'keyanchor.db', 'tls']);
+    expect(readdirSync(path.join(cwd, 'dev-state')).sort()).toEqual(['audit-signing.pem', 'dev', 'kek.bin', 'keyanchor.db', 'tls']);
     const listed = await keyanchor(['keys', 'list'], { KEYANCHOR_STATE_DIR: path.join(cwd, 'dev-state') });
     expect((JSON.parse(listed.stdout) as Array<{ name: string }>).map((k) => k.name)).toEqual(['demo/app-key']);
   });

@@ -146,7 +146,8 @@ describe('a bounded load test: one service floods and is cut off, the other carr
     const opts = who === 'app' ? {} : { binary: { sha256: w.pinnedSha256, sigs: [] }, image: { digest: w.imageDigest }, keys: [{ name: IMG_KEY }] };
     const ev = await makeEvidence(w, { nonce: ch.body.nonce as string, ...opts });
     const a = await postJson(`${broker.url}/v1/attest`, { evidence: ev.compact });
-    return `${a.status}${a.code ? ` ${a.code}` : ''}`;
+    // The other service's failures carry their detail, so that a failure says why.
+    return `${a.status}${a.code ? ` ${a.code}` : ''}${who === 'pinned' && a.status !== 200 ? `: ${String(a.body.detail)}` : ''}`;
   }
 
   it(`${FLOOD_WORKERS} workers flood one service: at most ${THRESHOLD} + 1 + what was in flight is released, then nothing; every request of the other service succeeds`, { timeout: 120_000 }, async () => {

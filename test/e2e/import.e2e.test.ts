@@ -87,13 +87,14 @@ describe('an earlier version\'s state directory', () => {
 
     const audit = await keyanchor('audit', 'import', path.join(w.stateDir, 'audit.jsonl'));
     expect(audit.code, audit.stderr).toBe(0);
-    expect(audit.stdout).toMatch(/: 3 record\(s\) verified and imported as chain import-[0-9a-f]{24} \(original last hash [0-9a-f]{64}\)\n$/);
+    expect(audit.stdout).toMatch(/: 3 record\(s\) verified and imported as chain import-[0-9a-f]{24} \(original last hash [0-9a-f]{64}\); `keyanchor audit checkpoint` signs it\n$/);
     const twice = await keyanchor('audit', 'import', path.join(w.stateDir, 'audit.jsonl'));
     expect(twice.code).toBe(1);
     expect(twice.stderr).toMatch(/was imported before/);
     const verify = await keyanchor('audit', 'verify');
     expect(verify.code, verify.stderr).toBe(0);
-    expect(verify.stdout).toMatch(/: 4 record\(s\) in 2 chain\(s\), all intact \(key\.create 1, key\.rotate 1, keystore\.import 1, release 1\)\n$/);
+    expect(verify.stdout).toMatch(/: 5 record\(s\) in 3 chain\(s\), all intact \(key\.create 1, key\.rotate 1, keystore\.import 1, release 1, store\.migrate 1\)\n/);
+    expect(verify.stdout).toContain('signatures NOT checked (give the audit public key with --key)');
 
     const listed = JSON.parse((await keyanchor('keys', 'list')).stdout) as Array<{ name: string; versions: Array<{ state: string }> }>;
     expect(listed.map((k) => [k.name, k.versions.map((v) => v.state)])).toEqual([[APP_KEY, ['destroyed', 'enabled']], ['team/spare', ['disabled']]]);

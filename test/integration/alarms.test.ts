@@ -7,7 +7,7 @@
  * a restart and a policy reload keep a suspension, clearing lifts it; the metrics.
  */
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Express } from 'express';
 import request from 'supertest';
@@ -192,7 +192,7 @@ describe('alarms', () => {
     ]);
   });
 
-  it('/metrics: alarms, suspensions and webhook deliveries, with no node, digest or request id in any label', async () => {
+  it('/metrics: alarms, suspensions, webhook deliveries and the audit trail, with no node, digest or request id in any label', async () => {
     await hook.waitFor(4);
     const m = (await request(app).get('/metrics').expect(200)).text;
     expect(m).toMatch(/^# TYPE keyanchor_alarms_fired_total counter$/m);
@@ -200,6 +200,17 @@ describe('alarms', () => {
     expect(m).toMatch(/^keyanchor_webhook_events_total\{target="alarms",outcome="delivered"\} \d+$/m);
     expect(m).toMatch(/^keyanchor_releases_total\{zone="z1"\} 1$/m); // this broker (restarted) released once
     expect(m).toMatch(/^keyanchor_policy_reloads_total\{outcome="loaded"\} 2$/m);
+    expect(m).toMatch(/^# TYPE keyanchor_audit_checkpoints_total counter$/m); // the audit trail's own counts
+    expect(m).toMatch(/^keyanchor_audit_uncovered_records \d+$/m);
+    expect(m).toMatch(/^keyanchor_audit_index_failures_total 0$/m);
+    const doc = readFileSync('docs/operations.md', 'utf8');
+    const exported = [...m.matchAll(/^# TYPE (keyanchor_\w+) /gm)].map((x) => x[1]!);
+    for (const name of exported) expect(doc, name).toContain(`| \`${name}\` |`);
+    // The audit metrics the documented alert rules use are exported by a real broker.
+    const rules = doc.slice(doc.indexOf('<!-- alert-rules -->'));
+    const auditUsed = [...rules.slice(0, rules.indexOf('\n```\n', 30)).matchAll(/keyanchor_audit_\w+/g)].map((x) => x[0]);
+    expect(auditUsed.length).toBeGreaterThan(0);
+    for (const name of auditUsed) expect(exported, name).toContain(name);
     const labels = [...m.matchAll(/\{([^}]*)\}/g)].map((x) => x[1]!).join('\n');
     expect(labels).not.toMatch(/spiffe:|node-\d|[0-9a-f]{32}/);
   });

@@ -5,9 +5,8 @@
  * custody, a SQLite store on disk, bearer JWTs for the admin API against a JWKS file, a file
  * witness; the clock is injected so the per-window tallies can be closed without sleeping.
  *
- * Kinds that arrive with the rate-limit work (429 rate_limited, 403 suspended, alarms,
- * suspensions) take the same path as every refusal after authentication (recordRefusal in
- * release.ts) or write their own records; they are listed in docs/operations.md.
+ * The controls' decisions are in the run too: a rate limit's 429, the alarm it fires, the
+ * suspension that alarm makes, the 403 it causes, and security reading and clearing it.
  */
 import { createPublicKey } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -21,6 +20,7 @@ import { verifyTrail } from '../../src/audit/verify.js';
 import { assembleBroker, type Assembled } from '../../src/broker.js';
 import { ManualClock } from '../../src/clock.js';
 import { auditRecords, auditText } from '../helpers/audit.js';
+import { writeControls } from '../helpers/controls.js';
 import { APP_KEY, makeEvidence, makeWorld, openReleased, UNGRANTED_KEY, type World } from '../helpers/world.js';
 
 const ISSUER = 'https://idp.test';
@@ -101,6 +101,18 @@ describe('every decision leaves exactly its record', () => {
     expect((await admin('post', '/v1/admin/policy/reload', 'sec')).status).toBe(200); // policy.load, admin.policy.reload
     expect((await admin('get', `/v1/admin/audit?key=${APP_KEY}`, 'owner')).status).toBe(200); // admin.audit.search
     expect((await admin('post', '/v1/admin/audit/checkpoint', 'sec')).status).toBe(200); // admin.audit.checkpoint
+
+    writeControls(w, 'limits:\n  - name: app-hourly\n    software: app\n    windows: ["1/h"]\nalarms:\n  - name: app-limited\n    measure: refusals\n    codes: [rate_limited]\n    software: app\n    period: 1m\n    threshold: 0\n    action: suspend\n');
+    expect((await admin('post', '/v1/admin/policy/reload', 'sec')).status).toBe(200); // policy.load, admin.policy.reload
+    expect((await attest()).r.status).toBe(200); // release, charged to app-hourly
+    expect((await attest()).r.status).toBe(429); // refusal rate_limited; the alarm fires and suspends
+    expect((await attest()).r.status).toBe(403); // refusal suspended
+    expect((await admin('get', '/v1/admin/suspensions', 'sec')).status).toBe(200); // admin.suspension.list
+    expect((await admin('get', '/v1/admin/suspensions/software:app', 'sec')).status).toBe(200); // admin.suspension.show
+    expect((await admin('post', '/v1/admin/suspensions/software:app/clear', 'sec')).status).toBe(200); // suspension.cleared
+    writeControls(w, '# no limits, no alarms\n');
+    expect((await admin('post', '/v1/admin/policy/reload', 'sec')).status).toBe(200); // policy.load, admin.policy.reload
+
     clock.advance(61_000);
     await b.refusals.flush(true);
     await b.audit.adminUnauthenticated.flush(true);
@@ -134,6 +146,18 @@ describe('every decision leaves exactly its record', () => {
       ['admin.policy.reload', 'jwt:sub:sec'],
       ['admin.audit.search', 'jwt:sub:owner'],
       ['admin.audit.checkpoint', 'jwt:sub:sec'],
+      ['policy.load', 'api'],
+      ['admin.policy.reload', 'jwt:sub:sec'],
+      ['release', null],
+      ['refusal', 'rate_limited'],
+      ['alarm', null],
+      ['suspension.set', null],
+      ['refusal', 'suspended'],
+      ['admin.suspension.list', 'jwt:sub:sec'],
+      ['admin.suspension.show', 'jwt:sub:sec'],
+      ['suspension.cleared', null],
+      ['policy.load', 'api'],
+      ['admin.policy.reload', 'jwt:sub:sec'],
       ['refusal.unauthenticated', null],
       ['admin.unauthenticated', null],
       ['release', null],
@@ -151,6 +175,10 @@ describe('every decision leaves exactly its record', () => {
     expect(by('policy.load', 1)).toMatchObject({ trigger: 'api', version: null, manifestSha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
     expect(by('admin.policy.reload', 1)).toMatchObject({ outcome: 'refused', refusal: 'policy_invalid' });
     expect(by('admin.audit.search')).toMatchObject({ filter: { key: APP_KEY }, teams: ['team'] });
+    expect(records.find((r) => r.code === 'rate_limited')).toMatchObject({ policy: { version: null }, limit: 'app-hourly', software: ['app'] });
+    expect(by('alarm')).toMatchObject({ alarm: 'app-limited', action: 'suspend', subject: 'software:app' });
+    expect(by('suspension.set')).toMatchObject({ subject: 'software:app', by: 'alarm:app-limited' });
+    expect(by('suspension.cleared')).toMatchObject({ subject: 'software:app', by: 'jwt:sub:sec' });
 
     // Never a key or a PIN: the released key's bytes, in any encoding, are nowhere in the trail.
     const text = await auditText(b.store.read);

@@ -141,7 +141,8 @@ describe('a valid chain', () => {
   it('root CA → intermediate → leaf is accepted, with the node identity', () => {
     const id = verifyNodeChain(parseChain(x5c('leaf', 'inter')), trusted(anchor('root', 'prod-nodes')), Date.now());
     const fp = openssl('x509', '-in', 'leaf.pem', '-noout', '-fingerprint', '-sha256').trim().split('=')[1]!.replace(/:/g, '').toLowerCase();
-    expect(id).toEqual({ nodeCA: 'prod-nodes', subject: 'O=Example\nCN=node-1', sanUris: [LEAF_SAN], fingerprint: fp });
+    const serial = openssl('x509', '-in', 'leaf.pem', '-noout', '-serial').trim().split('=')[1]!.toLowerCase().replace(/^0+(?=.)/, '');
+    expect(id).toEqual({ nodeCA: 'prod-nodes', subject: 'O=Example\nCN=node-1', sanUris: [LEAF_SAN], fingerprint: fp, serial });
     expect(opensslVerifies('root', ['inter'], 'leaf')).toBe(true);
   });
 

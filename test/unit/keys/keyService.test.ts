@@ -311,6 +311,6 @@ describe('the store file and other processes', () => {
     expect(await failure(keys.setState('team/a', 1, 'destroyed', 'y'))).toEqual({ status: 503, code: 'store_unavailable' });
     await store.transaction((tx) => tx.run('ALTER TABLE audit_gone RENAME TO audit'));
     expect((await keys.show('team/a')).versions).toEqual([expect.objectContaining({ version: 1, state: 'enabled' })]);
-    expect((await store.read.all('SELECT event FROM audit')).map((r) => r.event)).toEqual(['key.create']);
+    expect((await store.read.all("SELECT event FROM audit WHERE event LIKE 'key.%'")).map((r) => r.event)).toEqual(['key.create']);
   });
 });
