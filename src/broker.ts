@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import type { Express } from 'express';
+import type { RequestListener } from 'node:http';
 import { adminTlsOptions, createAuthenticator } from './admin/index.js';
 import { createApp } from './app.js';
 import { NonceService } from './attestation/nonces.js';
@@ -59,7 +59,7 @@ const PURGE_INTERVAL_MS = 60_000;
 const COUNTER_RETENTION_MS = 7 * 86_400_000;
 
 export interface Assembled {
-  app: Express;
+  app: RequestListener;
   store: StateStore;
   keys: KeyService;
   custodian: KeyCustodian;

@@ -25,6 +25,10 @@ export interface BrokerSpec {
   env?: NodeJS.ProcessEnv;
   /** Keys to create before the broker starts. */
   keys: string[];
+  /** Config members merged over the bench's (e.g. `store`). */
+  config?: Record<string, unknown>;
+  /** Extra arguments to `keyanchor serve` (e.g. `--workers 2`). */
+  serveArgs?: string[];
 }
 
 export interface BenchBroker {
@@ -51,6 +55,7 @@ function writeConfig(spec: BrokerSpec): string {
     custody: spec.custody,
     // One load generator is one source address: lift the per-source challenge limit.
     nonce: { perSource: { ratePerSecond: 1_000_000, burst: 1_000_000 } },
+    ...spec.config,
   };
   writeFileSync(file, JSON.stringify(config, null, 2));
   return file;
@@ -77,7 +82,7 @@ export async function startBenchBroker(spec: BrokerSpec): Promise<BenchBroker> {
   }
   const logFile = path.join(spec.dir, `broker-${spec.name}.log`);
   const out = openSync(logFile, 'w');
-  const proc = spawn(process.execPath, ['--import', PROBE, BROKER_CLI, '--config', config, 'serve'], { cwd: ROOT, env, stdio: ['ignore', out, out, 'ipc'] });
+  const proc = spawn(process.execPath, ['--import', PROBE, BROKER_CLI, '--config', config, 'serve', ...(spec.serveArgs ?? [])], { cwd: ROOT, env, stdio: ['ignore', out, out, 'ipc'] });
   closeSync(out);
   const url = await waitForUrl(proc, logFile);
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
