@@ -22,7 +22,7 @@ import type { Clock } from './clock.js';
 import { parseEvidence, verifyEvidenceSignature, type ParsedEvidence } from './attestation/evidence.js';
 import { parseChain, verifyNodeChain } from './attestation/nodeChain.js';
 import type { NonceClaims } from './attestation/nonceToken.js';
-import type { NonceService } from './attestation/nonces.js';
+import { consumeChecked, type NonceService } from './attestation/nonces.js';
 import { publishersVouching } from './attestation/workload.js';
 import type { RefusalTally } from './audit/unauthenticated.js';
 import type { KeyCustodian } from './custody/custodian.js';
@@ -32,11 +32,12 @@ import type { LimitWindow } from './limits/gcra.js';
 import { evaluate, type Decision, type NodeIdentity } from './policy/evaluate.js';
 import { assertInForce, type PolicySnapshot } from './policy/runtime.js';
 import type { Policy } from './policy/types.js';
-import type { ReleasedKey } from './protocol.js';
-import { appendAudit } from './store/audit.js';
+import type { ProblemCode, ReleasedKey } from './protocol.js';
+import { appendAudit, type AuditEvent } from './store/audit.js';
 import { addCounters } from './store/counters.js';
 import { countRelease, resolveVersions, type StoredVersion } from './store/keys.js';
 import { chargeLimits } from './store/limits.js';
+import { txProcedure } from './store/procedures.js';
 import type { TxSql } from './store/sql.js';
 import { storeUnavailable, type StateStore } from './store/stateStore.js';
 
@@ -102,13 +103,14 @@ export async function attestAndRelease(deps: ReleaseDeps, evidence: unknown, att
     trail.software = decision.software;
     if (!decision.allow) throw new BrokerError(decision.code, decision.reason); // 7, 8
 
-    versions = await deps.store.transaction(async (tx) => { // 9
-      await deps.nonces.consume(tx, claims);
-      const toRelease = await keysToRelease(tx, decision);
-      await chargeLimits(tx, limitsToCharge(decision), now).then(refuseIfLimited);
-      await countRelease(tx, toRelease.map((k) => ({ name: k.name, version: k.version.version })), iso(now), nodeName(node), decision.software);
-      await appendAudit(tx, { event: 'release', requestId: attempt.requestId, ...trail, released: toRelease.map((k) => `${k.name}@${k.version.version}`) }, now);
-      return toRelease;
+    versions = await deps.store.transaction(commitRelease, { // 9
+      nonce: claims,
+      keys: decision.keys,
+      limits: limitsToCharge(decision),
+      now,
+      node: nodeName(node),
+      software: decision.software,
+      record: { event: 'release', requestId: attempt.requestId, ...trail },
     });
   } catch (e) {
     const err = asBrokerError(e);
@@ -140,11 +142,33 @@ async function authenticate(deps: ReleaseDeps, policy: Policy, evidence: unknown
   }
 }
 
+/** What step 9 needs, as plain data: it runs where the store's writer is (store/procedures.ts). */
+interface ReleaseCommit {
+  nonce: NonceClaims;
+  keys: Granted['keys'];
+  limits: LimitWindow[];
+  now: number;
+  node: string;
+  software: string[];
+  /** The audit record, to which the versions released are added. */
+  record: AuditEvent;
+}
+
+/** Step 9, ONE store transaction: consume the nonce, read the key versions, charge the limits, count the release, write the audit record. */
+const commitRelease = txProcedure('release.commit', async (tx, c: ReleaseCommit) => {
+  await consumeChecked(tx, c.nonce);
+  const toRelease = await keysToRelease(tx, c.keys);
+  await chargeLimits(tx, c.limits, c.now).then(refuseIfLimited);
+  await countRelease(tx, toRelease.map((k) => ({ name: k.name, version: k.version.version })), iso(c.now), c.node, c.software);
+  await appendAudit(tx, { ...c.record, released: toRelease.map((k) => `${k.name}@${k.version.version}`) }, c.now);
+  return toRelease;
+});
+
 /** The versions to hand out, read in the transaction: a rotation committed by any replica is seen. */
-async function keysToRelease(tx: TxSql, decision: Granted): Promise<Array<{ name: string; version: StoredVersion }>> {
-  const found = await resolveVersions(tx, decision.keys);
+async function keysToRelease(tx: TxSql, keys: Granted['keys']): Promise<Array<{ name: string; version: StoredVersion }>> {
+  const found = await resolveVersions(tx, keys);
   return found.map((k, i) => {
-    const want = decision.keys[i]!;
+    const want = keys[i]!;
     if (!k?.version.wrapped) throw new BrokerError('key_unknown', `no enabled version of ${want.name}${want.version ? `@${want.version}` : ''}`);
     return k;
   });
@@ -170,30 +194,48 @@ const NONCE_CODES = new Set(['nonce_replayed', 'nonce_expired']);
  * refusal into nonce_replayed. If this cannot be written, the answer is store_unavailable.
  */
 async function recordRefusal(deps: ReleaseDeps, claims: NonceClaims, attempt: Attempt, trail: Trail, err: BrokerError, now: number): Promise<BrokerError> {
-  let answer = err;
   try {
-    await deps.store.transaction(async (tx) => {
-      if (!NONCE_CODES.has(err.code)) {
-        await deps.nonces.consume(tx, claims).catch((e: unknown) => {
-          if (e instanceof BrokerError && NONCE_CODES.has(e.code)) answer = e;
-          else throw e;
-        });
-      }
-      await appendAudit(tx, { event: 'refusal', requestId: attempt.requestId, code: answer.code, reason: answer.reason, source: attempt.source, ...trail }, now);
-      await addCounters(tx, [{ key: `refusals:${answer.code}`, bucket: minuteOf(now) }]);
-    });
+    const replayed = await deps.store.transaction(commitRefusal, { nonce: NONCE_CODES.has(err.code) ? undefined : claims, now, code: err.code, reason: err.reason, source: attempt.source, requestId: attempt.requestId, trail });
+    return replayed ? new BrokerError(replayed.code, replayed.reason) : err;
   } catch (e) {
     return storeUnavailable(e, `recording the refusal ${err.code}`);
   }
-  return answer;
 }
+
+interface RefusalCommit {
+  /** The nonce to use up; absent when the refusal is about the nonce itself. */
+  nonce: NonceClaims | undefined;
+  now: number;
+  code: ProblemCode;
+  reason: string;
+  source: string;
+  requestId: string;
+  trail: Trail;
+}
+
+/** The refusal's transaction; resolves with the nonce refusal that replaces the answer, if the nonce was used first. */
+const commitRefusal = txProcedure('release.refusal', async (tx, c: RefusalCommit) => {
+  let answer: { code: ProblemCode; reason: string } | undefined;
+  if (c.nonce) {
+    await consumeChecked(tx, c.nonce).catch((e: unknown) => {
+      if (e instanceof BrokerError && NONCE_CODES.has(e.code)) answer = { code: e.code, reason: e.reason };
+      else throw e;
+    });
+  }
+  const code = answer?.code ?? c.code;
+  await appendAudit(tx, { event: 'refusal', requestId: c.requestId, code, reason: answer?.reason ?? c.reason, source: c.source, ...c.trail }, c.now);
+  await addCounters(tx, [{ key: `refusals:${code}`, bucket: minuteOf(c.now) }]);
+  return answer;
+});
 
 /** Custody failed after the commit: the keys did not leave; a follow-up record says so. */
 async function recordCustodyFailure(deps: ReleaseDeps, attempt: Attempt, err: BrokerError): Promise<BrokerError> {
-  const now = deps.clock.now();
-  await deps.store.transaction((tx) => appendAudit(tx, { event: 'release.failed', requestId: attempt.requestId, code: err.code, reason: err.reason }, now)).catch(() => undefined);
+  const record = { event: 'release.failed', requestId: attempt.requestId, code: err.code, reason: err.reason };
+  await deps.store.transaction(appendRecord, { record, at: deps.clock.now() }).catch(() => undefined);
   return err.status >= 500 ? new BrokerError('custody_unavailable', err.reason, { cause: err }) : err;
 }
+
+const appendRecord = txProcedure('audit.append', (tx, r: { record: AuditEvent; at: number }) => appendAudit(tx, r.record, r.at));
 
 /** Client-chosen text in a record is capped: the evidence verified, but its fields are still the client's. */
 const cap = (s: string | undefined, n = 256) => (s === undefined || s.length <= n ? s : `${s.slice(0, n)}…(${s.length})`);

@@ -10,6 +10,7 @@ import { ChangeFeed } from './changes.js';
 import type { Driver } from './driver.js';
 import { purgeLimits } from './limits.js';
 import { purgeNonces } from './nonces.js';
+import { isTxProcedure, type TxProcedure } from './procedures.js';
 import type { Row, Sql, TxSql } from './sql.js';
 
 /** Rows deleted per purge statement: a purge never holds locks for long. */
@@ -63,9 +64,13 @@ export class StateStore {
     };
   }
 
-  /** One transaction; see Driver.transaction. */
-  transaction<T>(fn: (tx: TxSql) => Promise<T>): Promise<T> {
-    return this.driver.transaction(fn).catch((e: unknown) => Promise.reject(storeUnavailable(e, `store ${this.kind} transaction failed`)));
+  /** One transaction (see Driver.transaction): a closure, or a procedure and its input (procedures.ts). */
+  transaction<T>(fn: (tx: TxSql) => Promise<T>): Promise<T>;
+  transaction<I, O>(procedure: TxProcedure<I, O>, input: I): Promise<O>;
+  transaction(f: ((tx: TxSql) => Promise<unknown>) | TxProcedure<unknown, unknown>, input?: unknown): Promise<unknown> {
+    const d = this.driver;
+    const done = !isTxProcedure(f) ? d.transaction(f) : d.call ? d.call(f.name, input) : d.transaction((tx) => f.run(tx, input));
+    return done.catch((e: unknown) => Promise.reject(storeUnavailable(e, `store ${this.kind} transaction failed`)));
   }
 
   /** Ready when the store takes a write within its timeouts (so a read-only or full disk is not ready). */
