@@ -25,6 +25,7 @@ import { Readiness } from './readiness.js';
 import { listen } from './server/listen.js';
 import { StoreHighWater } from './store/highWater.js';
 import { META, metaOnce } from './store/meta.js';
+import type { Channel } from './store/remote/protocol.js';
 import type { StateStore } from './store/stateStore.js';
 
 export const DEMO_KEY = 'demo/app-key';
@@ -45,6 +46,11 @@ export interface BrokerOptions {
   log?: Logger;
   /** Where the policy high-water mark lives; default: the state store (shared by every broker on it). */
   highWater?: PolicyHighWater;
+  /**
+   * This broker is a worker of `serve --workers` (server/cluster.ts): the primary prepared the
+   * state before it started, and with SQLite it owns the store's writer, reached over `writer`.
+   */
+  worker?: { writer?: Channel };
 }
 
 export const policyVars = (config: Pick<Config, 'stateDir'>) => ({ stateDir: config.stateDir });
@@ -79,34 +85,17 @@ export interface Assembled {
 export async function assembleBroker(config: Config, opts: BrokerOptions = {}): Promise<Assembled> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? createLogger(config.log.level);
-  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
-  const dev = devPaths(config.stateDir);
-  let tlsCa: string | undefined;
-  if (config.dev.enabled) {
-    if (await ensureDevIdentities(dev)) log.info({ nodeCert: dev.nodeCert, publisherKey: dev.publisherKey }, 'generated demo node and publisher credentials');
-    signDemoApp(dev);
-  }
-  let tls = config.tls;
-  if (!config.insecureHttp && !tls) {
-    if (!config.dev.enabled) throw new Error('no TLS certificate configured: set tls.cert and tls.key (or, on a laptop, run with --dev)');
-    if (await ensureDevTls(dev, [config.listen.host])) log.info({ ca: dev.tlsCa }, 'generated a dev TLS CA and server certificate');
-    tls = { cert: dev.tlsCert, key: dev.tlsKey };
-    tlsCa = dev.tlsCa;
-  }
+  const { tls, tlsCa } = await prepareFiles(config, log);
 
   // Before any state is opened, so that a bad JWKS or CA file fails first.
   const adminAuth = config.admin.enabled ? createAuthenticator(config.admin, { clock }) : undefined;
   const onStoreError = (e: unknown) => log.warn({ err: String(e) }, 'store connection error');
-  const { store, keys, custodian, close: closeKeys } = await openKeys(config, clock, 'serve', { onError: onStoreError });
+  const writer = opts.worker?.writer;
+  const { store, keys, custodian, close: closeKeys } = await openKeys(config, clock, 'serve', { onError: onStoreError, ...(writer ? { writer } : {}) });
   const custody = custodian!;
   const stop: Array<() => Promise<void> | void> = [closeKeys];
   try {
-    if (config.dev.enabled && !(await keys.has(DEMO_KEY))) {
-      await keys.create(DEMO_KEY, 'keyanchor-dev-bootstrap').catch(async (e: unknown) => {
-        if (!(await keys.has(DEMO_KEY))) throw e; // another replica made it first
-      });
-      log.info({ key: DEMO_KEY }, 'created the demo key');
-    }
+    await ensureDemoKey(config, keys, log);
 
     const policy = await startPolicy(config, clock, log, (s) => void warnMissingKeys(s.policy, keys, log), opts.highWater ?? new StoreHighWater(store));
     stop.unshift(() => policy.close());
@@ -121,9 +110,8 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
     const readiness = new Readiness(store, custody, clock, log);
     await readiness.start(READINESS_INTERVAL_MS);
     stop.unshift(() => readiness.stop());
-    const purge = setInterval(() => void store.purge(clock.now() - COUNTER_RETENTION_MS).catch(onStoreError), PURGE_INTERVAL_MS);
-    purge.unref();
-    stop.unshift(() => clearInterval(purge));
+    // A worker whose store writer is the primary leaves purging to it (server/cluster.ts).
+    if (!writer) stop.unshift(purgeEvery(store, clock, onStoreError));
 
     const app = createApp({
       nonces,
@@ -153,6 +141,40 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
     await closeAll(stop);
     throw e;
   }
+}
+
+/**
+ * The files a broker needs before it opens its state: the state directory, and in dev mode the
+ * demo credentials and a dev TLS pair. Returns the TLS pair to serve. The primary of
+ * `serve --workers` runs it before its workers start, so they find everything made.
+ */
+export async function prepareFiles(config: Config, log: Logger): Promise<{ tls?: { cert: string; key: string }; tlsCa?: string }> {
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const dev = devPaths(config.stateDir);
+  if (config.dev.enabled) {
+    if (await ensureDevIdentities(dev)) log.info({ nodeCert: dev.nodeCert, publisherKey: dev.publisherKey }, 'generated demo node and publisher credentials');
+    signDemoApp(dev);
+  }
+  if (config.insecureHttp || config.tls) return config.tls ? { tls: config.tls } : {};
+  if (!config.dev.enabled) throw new Error('no TLS certificate configured: set tls.cert and tls.key (or, on a laptop, run with --dev)');
+  if (await ensureDevTls(dev, [config.listen.host])) log.info({ ca: dev.tlsCa }, 'generated a dev TLS CA and server certificate');
+  return { tls: { cert: dev.tlsCert, key: dev.tlsKey }, tlsCa: dev.tlsCa };
+}
+
+/** In dev mode, the demo key, made once per store. */
+export async function ensureDemoKey(config: Config, keys: KeyService, log: Logger): Promise<void> {
+  if (!config.dev.enabled || (await keys.has(DEMO_KEY))) return;
+  await keys.create(DEMO_KEY, 'keyanchor-dev-bootstrap').catch(async (e: unknown) => {
+    if (!(await keys.has(DEMO_KEY))) throw e; // another replica made it first
+  });
+  log.info({ key: DEMO_KEY }, 'created the demo key');
+}
+
+/** Purges expired state every PURGE_INTERVAL_MS; returns the function that stops it. */
+export function purgeEvery(store: StateStore, clock: Clock, onError: (e: unknown) => void): () => void {
+  const purge = setInterval(() => void store.purge(clock.now() - COUNTER_RETENTION_MS).catch(onError), PURGE_INTERVAL_MS);
+  purge.unref();
+  return () => clearInterval(purge);
 }
 
 async function closeAll(stop: Array<() => Promise<void> | void>): Promise<void> {

@@ -10,7 +10,7 @@ import { ChangeFeed } from './changes.js';
 import type { Driver } from './driver.js';
 import { purgeLimits } from './limits.js';
 import { purgeNonces } from './nonces.js';
-import { isTxProcedure, type TxProcedure } from './procedures.js';
+import { isTxProcedure, txProcedure, type TxProcedure } from './procedures.js';
 import type { Row, Sql, TxSql } from './sql.js';
 
 /** Rows deleted per purge statement: a purge never holds locks for long. */
@@ -24,6 +24,9 @@ export const NONCE_PURGE_GRACE_MS = 5 * 60_000;
 
 export const storeUnavailable = (e: unknown, what: string): BrokerError =>
   isBrokerError(e) ? e : new BrokerError('store_unavailable', `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+
+const probeWrite = txProcedure('store.probe', (tx, at: string) =>
+  tx.run("INSERT INTO meta (name, value) VALUES ('probe', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value", [at]));
 
 /** Reads whose failures are store_unavailable too. */
 class GuardedSql implements Sql {
@@ -75,7 +78,7 @@ export class StateStore {
 
   /** Ready when the store takes a write within its timeouts (so a read-only or full disk is not ready). */
   async probe(): Promise<void> {
-    await this.transaction((tx) => tx.run("INSERT INTO meta (name, value) VALUES ('probe', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value", [String(this.clock.now())]));
+    await this.transaction(probeWrite, String(this.clock.now()));
   }
 
   /** Deletes expired state in bounded batches: consumed nonces, idle limit windows, counter buckets before `countersBefore`. */

@@ -35,6 +35,8 @@ class RemoteDriver implements Driver {
   readonly #out: Outbox<ToWriter>;
   /** Answers awaited, by transaction id; an interactive transaction awaits one answer at a time. */
   readonly #waiting = new Map<number, Pending>();
+  /** Interactive transactions the writer ended before their worker did, until the worker ends them too. */
+  readonly #ended = new Map<number, FromWriter>();
   readonly #stop: () => void;
   #nextId = 1;
   #gone: Error | undefined;
@@ -49,7 +51,9 @@ class RemoteDriver implements Driver {
       for (const msg of m.keyanchorStore) {
         const p = this.#waiting.get(msg.id);
         this.#waiting.delete(msg.id);
-        p?.resolve(msg);
+        if (p) p.resolve(msg);
+        // An interactive transaction the writer ended on its own (deadline): its next step fails.
+        else if (msg.k === 'done') this.#ended.set(msg.id, msg);
       }
     });
     channel.onClose?.(() => this.writerGone());
@@ -64,6 +68,11 @@ class RemoteDriver implements Driver {
 
   #ask(msg: ToWriter): Promise<FromWriter> {
     if (this.#gone) return Promise.reject(this.#gone);
+    const ended = this.#ended.get(msg.id);
+    if (ended) {
+      if (msg.k === 'end') this.#ended.delete(msg.id);
+      return Promise.resolve(ended);
+    }
     return new Promise((resolve, reject) => {
       this.#waiting.set(msg.id, { resolve, reject });
       this.#out.push(msg);
@@ -106,7 +115,8 @@ class RemoteDriver implements Driver {
       throw e;
     }
     const done = await this.#ask({ k: 'end', id, commit: true, head: { seq: head.seq, hash: head.hash } });
-    if (done.k === 'done' && done.error) throw fromWire(done.error);
+    if (done.k !== 'done') throw new RemoteStoreError(`unexpected answer ${done.k} to end`);
+    if (done.error) throw fromWire(done.error);
     return value;
   }
 

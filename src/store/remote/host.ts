@@ -71,7 +71,9 @@ export class StoreHost {
       for (const msg of m.keyanchorStore) {
         if (msg.k === 'call') this.#call(msg, reply);
         else if (msg.k === 'begin') this.#begin(msg.id, open, reply);
-        else open.get(msg.id)?.push(msg);
+        else if (open.has(msg.id)) open.get(msg.id)!.push(msg);
+        // Rolled back meanwhile (its deadline passed): say so again, so that the worker never waits.
+        else reply({ k: 'done', id: msg.id, error: toWire(new Error('the transaction is no longer open: it was rolled back')) });
       }
     });
     return () => {

@@ -43,7 +43,7 @@ describe('embedded defaults', () => {
     expect(c.audit).toEqual({ unauthenticatedWindowSeconds: 60, unauthenticatedMaxSources: 10_000 });
     expect(c.log).toEqual({ level: 'info' });
     expect(c.dev).toEqual({ enabled: false });
-    expect(c.server).toEqual({ maxConnections: 4096, maxConnectionsPerSource: 128, shutdownGraceSeconds: 20 });
+    expect(c.server).toEqual({ maxConnections: 4096, maxConnectionsPerSource: 128, shutdownGraceSeconds: 20, workers: 'auto' });
     expect(c.tls).toBeUndefined();
     expect(c.configDir).toBe(process.cwd());
     expect(c.stateDir).toBe(path.resolve(process.cwd(), 'state'));
