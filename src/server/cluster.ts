@@ -102,6 +102,8 @@ export async function runPrimary(config: Config, workers: number, clock: Clock, 
   let stopping = 0;
   let failedStarts = 0;
   let exitCode = 0;
+  /** The exit code of the first worker that could not start: the broker's own. */
+  let startCode: number | undefined;
   let announce!: (v: { url: string; tlsCa?: string }) => void;
   let failStart!: (code: number) => void;
   const listening = new Promise<{ url: string; tlsCa?: string }>((resolve, reject) => {
@@ -140,8 +142,9 @@ export async function runPrimary(config: Config, workers: number, clock: Clock, 
       if (!everyoneListened) {
         // A worker that cannot start says why on stderr; the broker exits as it would have.
         log.error({ worker: w.id, code, signal }, 'a worker exited before listening: stopping');
+        startCode = typeof code === 'number' && code !== 0 ? code : 1;
         stop();
-        failStart(typeof code === 'number' && code !== 0 ? code : 1);
+        failStart(startCode);
         return;
       }
       if (!started && ++failedStarts >= MAX_FAILED_STARTS) {
@@ -160,6 +163,8 @@ export async function runPrimary(config: Config, workers: number, clock: Clock, 
     if (stopping === 1) {
       log.info({ workers: live.size }, 'shutdown: draining every worker');
       tell({ keyanchorWorker: 'shutdown' });
+      // One still starting may not listen for that yet: a signal stops it either way.
+      for (const w of live) if (!ready.has(w)) w.process.kill('SIGTERM');
       setTimeout(() => {
         for (const w of live) w.process.kill('SIGKILL');
       }, config.server.shutdownGraceSeconds * 1000 + EXIT_MARGIN_MS).unref();
@@ -176,7 +181,7 @@ export async function runPrimary(config: Config, workers: number, clock: Clock, 
     stopPurge?.();
     if (sqlite) await opened.store.close();
     log.info('shutdown: complete');
-    return exitCode;
+    return startCode ?? exitCode;
   });
   return { listening, exited, reload: () => tell({ keyanchorWorker: 'reload' }), stop };
 }

@@ -10,7 +10,7 @@
  *  - SIGHUP reaches every worker (each reloads its policy).
  */
 import https from 'node:https';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { openStore } from '../../src/store/index.js';
@@ -187,6 +187,15 @@ describe('serve --workers 2', () => {
     const primaryDone = lines.findIndex((l) => l.role === 'primary' && l.msg === 'shutdown: complete');
     expect(primaryDone).toBe(lines.length - 1);
     expect(lines.filter((l) => l.worker !== undefined && l.msg === 'shutdown: complete').map((l) => l.worker).sort()).toEqual([1, 2]);
+  });
+
+  it('workers that cannot start (a policy that does not load): the broker exits as one would, 3 and why', async () => {
+    const config = `${w.dir}/bad-policy.json`;
+    writeFileSync(config, JSON.stringify({ ...JSON.parse(readFileSync(files.config, 'utf8')), policyDir: `${w.dir}/no-such-policy` }));
+    const r = await runKeyanchor(['--config', config, 'serve']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/^keyanchor: refusing to start: policy refused \(policy_invalid\)$/m);
+    expect(r.stdout).not.toContain('keyanchor listening on');
   });
 
   it('SIGHUP reaches every worker', async () => {
