@@ -3,27 +3,22 @@
  * hundred, with every dependency inside, so the installed package needs nothing else (`npm run
  * build`, run by the repository's build and by `npm pack`).
  *
- * One substitution: zod's `locales` namespace (every language's error messages, ~40 % of the
- * bundle) becomes English only. The agent never selects a locale, and zod registers English
- * itself, so nothing changes but the start-up time (docs/benchmarks.md).
+ * One substitution: `zod` becomes src/zodLite.ts, the part of zod's API that the wire types
+ * (src/protocol.ts, the one source the broker runs on zod itself) and the agent's own schemas use,
+ * with the same outcomes (test/unit/agent/zodLite.test.ts) at a fraction of zod's start-up
+ * (docs/benchmarks.md). Type-checking still sees zod.
  *
  * The file is replaced atomically (temp file, then rename): an agent starting while `npm pack`
  * rebuilds it (the test suite does both at once) reads the old bundle or the new one, never half.
  */
 import { build } from 'esbuild';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, sep } from 'node:path';
+import { dirname, resolve } from 'node:path';
 
-const englishOnlyZodLocales = {
-  name: 'english-only-zod-locales',
+const zodLite = {
+  name: 'zod-lite',
   setup(b) {
-    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
-      args.importer.includes(`${sep}node_modules${sep}zod${sep}`) ? { path: 'zod-locales-en', namespace: 'agent-build' } : undefined);
-    b.onLoad({ filter: /.*/, namespace: 'agent-build' }, () => ({
-      contents: "export { default as en } from 'zod/v4/locales/en.js';",
-      resolveDir: process.cwd(),
-      loader: 'js',
-    }));
+    b.onResolve({ filter: /^zod$/ }, () => ({ path: resolve('src/zodLite.ts') }));
   },
 };
 
@@ -39,7 +34,7 @@ const result = await build({
   logLevel: 'warning',
   // Bundled CommonJS dependencies call require(); give the ES module one.
   banner: { js: "import { createRequire as __keyanchorRequire } from 'node:module'; const require = __keyanchorRequire(import.meta.url);" },
-  plugins: [englishOnlyZodLocales],
+  plugins: [zodLite],
 });
 
 mkdirSync(dirname(OUT), { recursive: true });

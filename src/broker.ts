@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import type { Express } from 'express';
+import type { RequestListener } from 'node:http';
 import { adminTlsOptions, createAuthenticator } from './admin/index.js';
 import { alarmAnnouncer } from './alarms/announce.js';
 import { createApp } from './app.js';
@@ -36,6 +36,7 @@ import { Readiness } from './readiness.js';
 import { listen } from './server/listen.js';
 import { StoreHighWater } from './store/highWater.js';
 import { META, metaOnce } from './store/meta.js';
+import type { Channel } from './store/remote/protocol.js';
 import type { StateStore } from './store/stateStore.js';
 import { WebhookSender } from './webhook/sender.js';
 
@@ -59,6 +60,11 @@ export interface BrokerOptions {
   log?: Logger;
   /** Where the policy high-water mark lives; default: the state store (shared by every broker on it). */
   highWater?: PolicyHighWater;
+  /**
+   * This broker is a worker of `serve --workers` (server/cluster.ts): the primary prepared the
+   * state before it started, and with SQLite it owns the store's writer, reached over `writer`.
+   */
+  worker?: { writer?: Channel };
 }
 
 export const policyVars = (config: Pick<Config, 'stateDir'>) => ({ stateDir: config.stateDir });
@@ -75,7 +81,7 @@ const COUNTER_RETENTION_MS = MAX_ALARM_SPAN_MS;
 const WEBHOOK_DRAIN_MS = 2000;
 
 export interface Assembled {
-  app: Express;
+  app: RequestListener;
   store: StateStore;
   keys: KeyService;
   custodian: KeyCustodian;
@@ -101,25 +107,13 @@ export interface Assembled {
 export async function assembleBroker(config: Config, opts: BrokerOptions = {}): Promise<Assembled> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? createLogger(config.log.level);
-  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
-  const dev = devPaths(config.stateDir);
-  let tlsCa: string | undefined;
-  if (config.dev.enabled) {
-    if (await ensureDevIdentities(dev)) log.info({ nodeCert: dev.nodeCert, publisherKey: dev.publisherKey }, 'generated demo node and publisher credentials');
-    signDemoApp(dev);
-  }
-  let tls = config.tls;
-  if (!config.insecureHttp && !tls) {
-    if (!config.dev.enabled) throw new Error('no TLS certificate configured: set tls.cert and tls.key (or, on a laptop, run with --dev)');
-    if (await ensureDevTls(dev, [config.listen.host])) log.info({ ca: dev.tlsCa }, 'generated a dev TLS CA and server certificate');
-    tls = { cert: dev.tlsCert, key: dev.tlsKey };
-    tlsCa = dev.tlsCa;
-  }
+  const { tls, tlsCa } = await prepareFiles(config, log);
 
   // Before any state is opened, so that a bad JWKS or CA file fails first.
   const adminAuth = config.admin.enabled ? createAuthenticator(config.admin, { clock }) : undefined;
   const onStoreError = (e: unknown) => log.warn({ err: String(e) }, 'store connection error');
-  const { store, keys, custodian, close: closeKeys } = await openKeys(config, clock, 'serve', { onError: onStoreError });
+  const writer = opts.worker?.writer;
+  const { store, keys, custodian, close: closeKeys } = await openKeys(config, clock, 'serve', { onError: onStoreError, ...(writer ? { writer } : {}) });
   const custody = custodian!;
   const stop: Array<() => Promise<void> | void> = [closeKeys];
   // Any audit write that fails makes readiness probe again at once (a write, and a record rolled back).
@@ -130,12 +124,7 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
   };
   const recorder = new AuditRecorder(store, clock, auditFailed);
   try {
-    if (config.dev.enabled && !(await keys.has(DEMO_KEY))) {
-      await keys.create(DEMO_KEY, 'keyanchor-dev-bootstrap').catch(async (e: unknown) => {
-        if (!(await keys.has(DEMO_KEY))) throw e; // another replica made it first
-      });
-      log.info({ key: DEMO_KEY }, 'created the demo key');
-    }
+    await ensureDemoKey(config, keys, log);
 
     let inForce: { version: number | null; manifestSha256: string } | undefined;
     const policy = await startPolicy(config, clock, log, (s) => void warnMissingKeys(s.policy, keys, log), opts.highWater ?? new StoreHighWater(store), (trigger, outcome, tried) => {
@@ -173,9 +162,8 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
     store.observe = (committed, seconds) => metrics.storeTransaction(committed, seconds);
     const announce = alarmAnnouncer({ log, ...(webhook ? { webhook } : {}), metric: (f) => metrics.alarm(f), suspended: (s) => suspended.changed(s, true) });
     const suspensions = new SuspensionService(store, clock, (s, active) => suspended.changed(s, active));
-    const purge = setInterval(() => void store.purge(clock.now() - COUNTER_RETENTION_MS).catch(onStoreError), PURGE_INTERVAL_MS);
-    purge.unref();
-    stop.unshift(() => clearInterval(purge));
+    // A worker whose store writer is the primary leaves purging to it (server/workers.ts).
+    if (!writer) stop.unshift(purgeEvery(store, clock, onStoreError));
 
     const app = createApp({
       nonces,
@@ -219,6 +207,40 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
     await closeAll(stop);
     throw e;
   }
+}
+
+/**
+ * The files a broker needs before it opens its state: the state directory, and in dev mode the
+ * demo credentials and a dev TLS pair. Returns the TLS pair to serve. The primary of
+ * `serve --workers` runs it before its workers start, so they find everything made.
+ */
+export async function prepareFiles(config: Config, log: Logger): Promise<{ tls?: { cert: string; key: string }; tlsCa?: string }> {
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const dev = devPaths(config.stateDir);
+  if (config.dev.enabled) {
+    if (await ensureDevIdentities(dev)) log.info({ nodeCert: dev.nodeCert, publisherKey: dev.publisherKey }, 'generated demo node and publisher credentials');
+    signDemoApp(dev);
+  }
+  if (config.insecureHttp || config.tls) return config.tls ? { tls: config.tls } : {};
+  if (!config.dev.enabled) throw new Error('no TLS certificate configured: set tls.cert and tls.key (or, on a laptop, run with --dev)');
+  if (await ensureDevTls(dev, [config.listen.host])) log.info({ ca: dev.tlsCa }, 'generated a dev TLS CA and server certificate');
+  return { tls: { cert: dev.tlsCert, key: dev.tlsKey }, tlsCa: dev.tlsCa };
+}
+
+/** In dev mode, the demo key, made once per store. */
+export async function ensureDemoKey(config: Config, keys: KeyService, log: Logger): Promise<void> {
+  if (!config.dev.enabled || (await keys.has(DEMO_KEY))) return;
+  await keys.create(DEMO_KEY, 'keyanchor-dev-bootstrap').catch(async (e: unknown) => {
+    if (!(await keys.has(DEMO_KEY))) throw e; // another replica made it first
+  });
+  log.info({ key: DEMO_KEY }, 'created the demo key');
+}
+
+/** Purges expired state every PURGE_INTERVAL_MS; returns the function that stops it. */
+export function purgeEvery(store: StateStore, clock: Clock, onError: (e: unknown) => void): () => void {
+  const purge = setInterval(() => void store.purge(clock.now() - COUNTER_RETENTION_MS).catch(onError), PURGE_INTERVAL_MS);
+  purge.unref();
+  return () => clearInterval(purge);
 }
 
 async function closeAll(stop: Array<() => Promise<void> | void>): Promise<void> {

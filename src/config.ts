@@ -133,8 +133,13 @@ export const ConfigSchema = z.strictObject({
       shutdownGraceSeconds: z.number().int().min(0).max(3600).default(20),
       /** Attestations decided at once by this process at most; beyond it `503 overloaded` with Retry-After. */
       maxAttestationsInFlight: z.number().int().min(1).max(100_000).default(256),
+      /**
+       * Broker processes behind the one listening socket (`serve --workers`, server/workers.ts).
+       * `auto`: one per core with a production config (TLS, not dev), 1 in dev or on plain HTTP.
+       */
+      workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
     })
-    .default({ maxConnections: 4096, maxConnectionsPerSource: 128, shutdownGraceSeconds: 20, maxAttestationsInFlight: 256 }),
+    .default({ maxConnections: 4096, maxConnectionsPerSource: 128, shutdownGraceSeconds: 20, maxAttestationsInFlight: 256, workers: 'auto' }),
   /** Plain HTTP, for tests only: allowed only on a loopback address. */
   insecureHttp: z.boolean().default(false),
   stateDir: z.string().min(1).default('state'),
@@ -257,6 +262,8 @@ export interface ConfigOverrides {
   /** `--dev`: dev mode on whatever the file says. */
   dev?: boolean;
   requireSignedPolicy?: boolean;
+  /** `--workers N`. */
+  workers?: number;
 }
 
 export interface ParseOptions {
@@ -295,6 +302,10 @@ export function parseConfig(text: string | undefined, opts: ParseOptions = {}): 
   if (o.stateDir !== undefined) raw.stateDir = o.stateDir;
   if (o.policyDir !== undefined) raw.policyDir = o.policyDir;
   if (o.dev) raw.dev = { enabled: true };
+  if (o.workers !== undefined) {
+    const server = (raw.server ??= {}) as Record<string, unknown>;
+    if (typeof server === 'object' && server !== null && !Array.isArray(server)) server.workers = o.workers;
+  }
   if (o.requireSignedPolicy) {
     const policy = (raw.policy ??= {}) as Record<string, unknown>;
     if (typeof policy === 'object' && policy !== null && !Array.isArray(policy)) policy.requireSignedPolicy = true;

@@ -25,7 +25,7 @@
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Announce } from './alarms/announce.js';
-import { counterAdds, countForAlarms, fireCrossed, type FiredAlarm } from './alarms/evaluate.js';
+import type { FiredAlarm } from './alarms/evaluate.js';
 import type { Clock } from './clock.js';
 import { parseEvidence, verifyEvidenceSignature, type ParsedEvidence } from './attestation/evidence.js';
 import { parseChain, verifyNodeChain } from './attestation/nodeChain.js';
@@ -37,20 +37,16 @@ import type { RefusalTally } from './audit/unauthenticated.js';
 import type { KeyCustodian } from './custody/custodian.js';
 import { validateRecipient } from './custody/recipient.js';
 import { asBrokerError, BrokerError } from './errors.js';
-import { controlsOf, limitOfWindow, type Controls, type RequestSubjects } from './limits/controls.js';
-import type { GcraDecision } from './limits/gcra.js';
+import { controlsOf, type Controls, type RequestSubjects } from './limits/controls.js';
 import { selectorSubject } from './limits/nodes.js';
 import type { SuspensionCheck } from './limits/suspensionSet.js';
 import type { BrokerMetrics } from './metrics/brokerMetrics.js';
-import { evaluate, type Decision, type NodeIdentity } from './policy/evaluate.js';
+import { evaluate, type NodeIdentity } from './policy/evaluate.js';
 import { assertInForce, type PolicySnapshot } from './policy/runtime.js';
 import type { Policy } from './policy/types.js';
 import type { ReleasedKey } from './protocol.js';
-import { appendAudit } from './store/audit.js';
-import { addCounters } from './store/counters.js';
-import { countRelease, resolveVersions, type StoredVersion } from './store/keys.js';
-import { chargeAndCount } from './store/controls.js';
-import type { TxSql } from './store/sql.js';
+import type { StoredVersion } from './store/keys.js';
+import { appendRecord, commitRefusal, commitRelease, isNonceRefusal, limitThatRefused } from './releaseCommit.js';
 import { storeUnavailable, type StateStore } from './store/stateStore.js';
 
 export interface ReleaseDeps {
@@ -88,8 +84,6 @@ export type Trail = Record<string, unknown> & { rejected?: string[]; limit?: str
 
 /** Who and what the attempt concerns, as the limits, alarms and suspensions see it (filled in as the steps pass). */
 type Subjects = { -readonly [K in keyof RequestSubjects]: RequestSubjects[K] };
-
-type Granted = Extract<Decision, { allow: true }>;
 
 export async function attestAndRelease(deps: ReleaseDeps, evidence: unknown, attempt: Attempt): Promise<{ keys: ReleasedKey[]; trail: Trail }> {
   const now = deps.clock.now();
@@ -133,19 +127,21 @@ export async function attestAndRelease(deps: ReleaseDeps, evidence: unknown, att
 
     refuseIfSuspended(deps, controls, subjects); // 9
 
-    ({ versions, fired } = await deps.store.transaction(async (tx) => { // 10
-      await deps.nonces.consume(tx, claims);
-      const toRelease = await keysToRelease(tx, decision);
-      const alarmCounts = controls.alarmCounts('releases', subjects, now);
-      const charged = await chargeAndCount(tx, controls.windowsFor(subjects), counterAdds(alarmCounts), now);
-      refuseIfLimited(charged.limits, trail);
-      await countRelease(tx, toRelease.map((k) => ({ name: k.name, version: k.version.version })), iso(now), nodeName(node), decision.software);
-      const fired = await fireCrossed(tx, alarmCounts, charged.counts, now, attempt.requestId);
-      await appendAudit(tx, { event: 'release', requestId: attempt.requestId, ...recorded(trail), released: toRelease.map((k) => `${k.name}@${k.version.version}`) }, now);
-      return { versions: toRelease, fired };
+    ({ versions, fired } = await deps.store.transaction(commitRelease, { // 10 (releaseCommit.ts)
+      nonce: claims,
+      keys: decision.keys,
+      windows: controls.windowsFor(subjects),
+      alarmCounts: controls.alarmCounts('releases', subjects, now),
+      now,
+      requestId: attempt.requestId,
+      node: nodeName(node),
+      software: decision.software,
+      record: { event: 'release', requestId: attempt.requestId, ...recorded(trail) },
     }));
   } catch (e) {
     const err = asBrokerError(e);
+    const limit = limitThatRefused(err);
+    if (limit) trail.limit = limit;
     // A store that failed cannot record the refusal either: no second wait.
     if (err.code === 'store_unavailable') deps.auditFailed?.(err);
     const answer = err.code === 'store_unavailable' ? err : await recordRefusal(deps, controls, claims, attempt, trail, subjects, err, now);
@@ -184,16 +180,6 @@ async function authenticate(deps: ReleaseDeps, policy: Policy, evidence: unknown
   }
 }
 
-/** The versions to hand out, read in the transaction: a rotation committed by any replica is seen. */
-async function keysToRelease(tx: TxSql, decision: Granted): Promise<Array<{ name: string; version: StoredVersion }>> {
-  const found = await resolveVersions(tx, decision.keys);
-  return found.map((k, i) => {
-    const want = decision.keys[i]!;
-    if (!k?.version.wrapped) throw new BrokerError('key_unknown', `no enabled version of ${want.name}${want.version ? `@${want.version}` : ''}`);
-    return k;
-  });
-}
-
 /** Step 9. A denied or suspended node, zone, software entry or key: 403 suspended (the log and the record say which). */
 function refuseIfSuspended(deps: ReleaseDeps, controls: Controls, s: RequestSubjects): void {
   const denied = controls.denied(s.node);
@@ -202,48 +188,33 @@ function refuseIfSuspended(deps: ReleaseDeps, controls: Controls, s: RequestSubj
   if (hit) throw new BrokerError('suspended', `${hit} is suspended`);
 }
 
-/** A window refused: 429 with the exact wait of the window that frees up last (whole seconds, rounded up). */
-function refuseIfLimited(d: GcraDecision, trail: Trail): void {
-  if (d.allowed) return;
-  trail.limit = limitOfWindow(d.key);
-  throw new BrokerError('rate_limited', `limit ${d.key}`, { retryAfterSeconds: Math.max(1, Math.ceil(d.retryAfterMs / 1000)) });
-}
-
-const NONCE_CODES = new Set(['nonce_replayed', 'nonce_expired']);
-
 /**
- * A refusal after step 4, in one transaction: the nonce is used up (unless the refusal was about
- * the nonce itself), the refusal recorded and counted (per code and minute, and for the alarms
- * that count refusals). A nonce another attempt used first turns the refusal into nonce_replayed.
- * If this cannot be written, the answer is store_unavailable.
+ * A refusal after step 4, in one transaction (commitRefusal): the nonce used up, the refusal
+ * recorded and counted, its alarms. If this cannot be written, the answer is store_unavailable.
  */
 async function recordRefusal(deps: ReleaseDeps, controls: Controls, claims: NonceClaims, attempt: Attempt, trail: Trail, subjects: RequestSubjects, err: BrokerError, now: number): Promise<BrokerError> {
-  let answer = err;
-  let fired: FiredAlarm[] = [];
+  const codes = isNonceRefusal(err.code) ? [err.code] : [err.code, 'nonce_replayed', 'nonce_expired'];
+  let out;
   try {
-    await deps.store.transaction(async (tx) => {
-      if (!NONCE_CODES.has(err.code)) {
-        await deps.nonces.consume(tx, claims).catch((e: unknown) => {
-          if (e instanceof BrokerError && NONCE_CODES.has(e.code)) answer = e;
-          else throw e;
-        });
-      }
-      await appendAudit(tx, { event: 'refusal', requestId: attempt.requestId, code: answer.code, reason: capText(answer.reason), source: attempt.source, ...recorded(trail) }, now);
-      await addCounters(tx, [{ key: `refusals:${answer.code}`, bucket: minuteOf(now) }]);
-      fired = await countForAlarms(tx, controls.alarmCounts('refusals', subjects, now, answer.code), now, attempt.requestId);
+    out = await deps.store.transaction(commitRefusal, {
+      nonce: isNonceRefusal(err.code) ? undefined : claims,
+      now,
+      code: err.code,
+      alarmCounts: Object.fromEntries(codes.map((c) => [c, controls.alarmCounts('refusals', subjects, now, c)])),
+      record: { event: 'refusal', requestId: attempt.requestId, reason: capText(err.reason), source: attempt.source, ...recorded(trail) },
     });
   } catch (e) {
     deps.auditFailed?.(e);
     return storeUnavailable(e, `recording the refusal ${err.code}`);
   }
-  deps.announce(fired);
-  return answer;
+  deps.announce(out.fired);
+  return out.answer ? new BrokerError(out.answer.code, out.answer.reason) : err;
 }
 
 /** Custody failed after the commit: the keys did not leave; a follow-up record says so. */
 async function recordCustodyFailure(deps: ReleaseDeps, attempt: Attempt, err: BrokerError): Promise<BrokerError> {
-  const now = deps.clock.now();
-  await deps.store.transaction((tx) => appendAudit(tx, { event: 'release.failed', requestId: attempt.requestId, code: err.code, reason: capText(err.reason) }, now)).catch((e: unknown) => deps.auditFailed?.(e));
+  const record = { event: 'release.failed', requestId: attempt.requestId, code: err.code, reason: capText(err.reason) };
+  await deps.store.transaction(appendRecord, { record, at: deps.clock.now() }).catch((e: unknown) => deps.auditFailed?.(e));
   return err.status >= 500 ? new BrokerError('custody_unavailable', err.reason, { cause: err }) : err;
 }
 
@@ -259,7 +230,4 @@ const capped = (w: ParsedEvidence['payload']['workload']) => ({
 });
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
-const iso = (ms: number) => new Date(ms).toISOString();
-/** The start of the minute, epoch ms (counter buckets are the start of their period). */
-const minuteOf = (ms: number) => Math.floor(ms / 60_000) * 60_000;
 const nodeName = (node: NodeIdentity) => node.sanUris[0] ?? node.subject;

@@ -44,10 +44,18 @@ export class NonceService {
     return claims;
   }
 
-  /** Consumes a checked nonce in `tx`: throws nonce_replayed for a second use, nonce_expired past its expiry (store clock). */
-  async consume(tx: TxSql, claims: NonceClaims): Promise<void> {
-    const r = await consumeNonce(tx, claims.id, claims.expiresAt);
-    if (r === 'replayed') throw new BrokerError('nonce_replayed', 'nonce was already used');
-    if (r === 'expired') throw new BrokerError('nonce_expired', 'nonce expired by the store clock before it was consumed');
+  /** Consumes a checked nonce in `tx` (see consumeChecked). */
+  consume(tx: TxSql, claims: NonceClaims): Promise<void> {
+    return consumeChecked(tx, claims);
   }
+}
+
+/**
+ * Consumes a checked nonce in `tx`: throws nonce_replayed for a second use, nonce_expired past its
+ * expiry (store clock). Needs no key: the claims were checked by `NonceService.check`.
+ */
+export async function consumeChecked(tx: TxSql, claims: NonceClaims): Promise<void> {
+  const r = await consumeNonce(tx, claims.id, claims.expiresAt);
+  if (r === 'replayed') throw new BrokerError('nonce_replayed', 'nonce was already used');
+  if (r === 'expired') throw new BrokerError('nonce_expired', 'nonce expired by the store clock before it was consumed');
 }

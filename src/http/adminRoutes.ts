@@ -22,7 +22,7 @@ import type { Policy, Team } from '../policy/types.js';
 import { KeyName } from '../protocol.js';
 import { adminAuditRoutes, type AdminAudit } from './adminAudit.js';
 import { emptyBody, jsonBody, securityTeamsOf, type AdminLocals } from './adminRequest.js';
-import { sourceOf } from './routes.js';
+import { sourceOf } from './hotRoutes.js';
 import { suspensionRoutes, SUSPENSION_PATHS } from './suspensionRoutes.js';
 
 export interface AdminRouteDeps {

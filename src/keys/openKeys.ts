@@ -21,6 +21,7 @@ import type { KeyCustodian } from '../custody/custodian.js';
 import { SoftwareCustodian } from '../custody/software.js';
 import { KEK_FILE, loadOrCreateSoftwareKek } from '../custody/softwareKek.js';
 import { openStore, type StateStore } from '../store/index.js';
+import type { Channel } from '../store/remote/protocol.js';
 import { countVersions } from '../store/keys.js';
 import { META, getMeta, metaOnce, setMeta } from '../store/meta.js';
 import { LEGACY_KEYSTORE_FILE } from './keystoreFile.js';
@@ -46,10 +47,10 @@ export interface OpenedKeys {
   close(): Promise<void>;
 }
 
-export async function openKeys(config: Config, clock: Clock, mode: OpenMode, opts: { legacyImport?: boolean; onError?: (e: unknown) => void } = {}): Promise<OpenedKeys> {
+export async function openKeys(config: Config, clock: Clock, mode: OpenMode, opts: { legacyImport?: boolean; onError?: (e: unknown) => void; writer?: Channel } = {}): Promise<OpenedKeys> {
   const creating = mode === 'serve' || mode === 'init';
   if (creating) mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
-  const store = await openStore(config.store, { clock, create: creating, ...(opts.onError ? { onError: opts.onError } : {}) });
+  const store = await openStore(config.store, { clock, create: creating, ...(opts.onError ? { onError: opts.onError } : {}), ...(opts.writer ? { writer: opts.writer } : {}) });
   let custodian: KeyCustodian | undefined;
   try {
     const recorded = await getMeta(store.read, META.kekId);

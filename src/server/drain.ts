@@ -86,5 +86,5 @@ function refuse(req: IncomingMessage, res: ServerResponse, log: Logger): void {
   const requestId = newRequestId();
   const err = new BrokerError('shutting_down', 'request arrived during the shutdown drain');
   log.info({ requestId, method: req.method, path: req.url?.slice(0, 200), code: err.code }, 'request refused');
-  writeProblem(res, err, requestId);
+  writeProblem(res, err, requestId, { close: true });
 }

@@ -43,6 +43,6 @@ export function answerParserErrors(server: Server, log: Logger): void {
     const requestId = newRequestId();
     const problem = new BrokerError('expectation_failed', `Expect: ${String(req.headers.expect).slice(0, 100)}`);
     log.info({ requestId, code: problem.code, method: req.method, path: req.url?.slice(0, 200) }, 'request refused');
-    writeProblem(res, problem, requestId);
+    writeProblem(res, problem, requestId, { close: true });
   });
 }

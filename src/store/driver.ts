@@ -15,6 +15,11 @@ export interface Driver {
    * connection; `fn` must do nothing but store work.
    */
   transaction<T>(fn: (tx: TxSql) => Promise<T>): Promise<T>;
+  /**
+   * Runs the procedure defined under `name` (procedures.ts) as one transaction where the writer
+   * is, when that is another process (remote/); absent where `transaction` runs it here.
+   */
+  call?(name: string, input: unknown): Promise<unknown>;
   /** Runs `fn` in a transaction that holds the schema-migration lock (one migrator at a time). */
   migrationTransaction<T>(fn: (tx: TxSql) => Promise<T>): Promise<T>;
   /**

@@ -9,6 +9,7 @@ import type { Clock } from '../clock.js';
 import type { StoreConfig } from '../config.js';
 import type { Driver } from './driver.js';
 import { checkSchema, migrate } from './migrate.js';
+import type { Channel } from './remote/protocol.js';
 import { StateStore } from './stateStore.js';
 
 export { StateStore } from './stateStore.js';
@@ -25,6 +26,11 @@ export interface OpenStoreOptions {
   /** Apply migrations (PostgreSQL: `keyanchor store migrate` only). */
   migrate?: boolean;
   onError?: (e: unknown) => void;
+  /**
+   * SQLite: the store's writer is in another process (the primary of `serve --workers`), reached
+   * over this channel; this process only reads the file itself (remote/). Ignored for PostgreSQL.
+   */
+  writer?: Channel;
 }
 
 /** Where a store is, for messages: the file, or the URL (it never holds the password). */
@@ -34,6 +40,10 @@ export async function openDriver(c: StoreConfig, o: OpenStoreOptions): Promise<D
   const onError = o.onError ?? (() => undefined);
   switch (c.kind) {
     case 'sqlite': {
+      if (o.writer) {
+        const { openRemoteSqliteDriver } = await import('./remote/driver.js');
+        return openRemoteSqliteDriver({ file: c.file, busyTimeoutMs: c.busyTimeoutMs, synchronous: c.synchronous, channel: o.writer });
+      }
       const { openSqliteDriver, SqliteStoreMissing } = await import('./sqlite/driver.js');
       try {
         return await openSqliteDriver({ file: c.file, clock: o.clock, synchronous: c.synchronous, busyTimeoutMs: c.busyTimeoutMs, create: o.create ?? false });
@@ -62,7 +72,7 @@ export async function openDriver(c: StoreConfig, o: OpenStoreOptions): Promise<D
 export async function openStore(c: StoreConfig, o: OpenStoreOptions): Promise<StateStore> {
   const driver = await openDriver(c, o);
   try {
-    if (o.migrate || (c.kind === 'sqlite' && o.create)) await migrate(driver);
+    if (o.migrate || (c.kind === 'sqlite' && o.create && !o.writer)) await migrate(driver);
     await checkSchema(driver.reader, `the store ${storeWhere(c)}`);
   } catch (e) {
     await driver.close();

@@ -11,6 +11,7 @@ import { ChangeFeed } from './changes.js';
 import type { Driver } from './driver.js';
 import { purgeLimits } from './limits.js';
 import { purgeNonces } from './nonces.js';
+import { isTxProcedure, txProcedure, type TxProcedure } from './procedures.js';
 import type { CommittedHead, Row, Sql, TxSql } from './sql.js';
 
 /** Rows deleted per purge statement: a purge never holds locks for long. */
@@ -24,6 +25,9 @@ export const NONCE_PURGE_GRACE_MS = 5 * 60_000;
 
 export const storeUnavailable = (e: unknown, what: string): BrokerError =>
   isBrokerError(e) ? e : new BrokerError('store_unavailable', `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+
+const probeWrite = txProcedure('store.probe', (tx, at: string) =>
+  tx.run("INSERT INTO meta (name, value) VALUES ('probe', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value", [at]));
 
 /** Reads whose failures are store_unavailable too. */
 class GuardedSql implements Sql {
@@ -67,11 +71,15 @@ export class StateStore {
   /** Told of each transaction's outcome and duration, commit included (the metrics). */
   observe: ((committed: boolean, seconds: number) => void) | undefined;
 
-  /** One transaction; see Driver.transaction. */
-  transaction<T>(fn: (tx: TxSql) => Promise<T>): Promise<T> {
+  /** One transaction (see Driver.transaction): a closure, or a procedure and its input (procedures.ts). */
+  transaction<T>(fn: (tx: TxSql) => Promise<T>): Promise<T>;
+  transaction<I, O>(procedure: TxProcedure<I, O>, input: I): Promise<O>;
+  transaction(f: ((tx: TxSql) => Promise<unknown>) | TxProcedure<unknown, unknown>, input?: unknown): Promise<unknown> {
+    const d = this.driver;
     const observe = this.observe;
     const started = observe ? performance.now() : 0;
-    return this.driver.transaction(fn).then(
+    const done = !isTxProcedure(f) ? d.transaction(f) : d.call ? d.call(f.name, input) : d.transaction((tx) => f.run(tx, input));
+    return done.then(
       (v) => {
         observe?.(true, (performance.now() - started) / 1000);
         return v;
@@ -90,7 +98,7 @@ export class StateStore {
 
   /** Ready when the store takes a write within its timeouts (so a read-only or full disk is not ready). */
   async probe(): Promise<void> {
-    await this.transaction((tx) => tx.run("INSERT INTO meta (name, value) VALUES ('probe', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value", [String(this.clock.now())]));
+    await this.transaction(probeWrite, String(this.clock.now()));
   }
 
   /** Deletes expired state in bounded batches: consumed nonces, idle limit windows, counter buckets before `countersBefore`. */

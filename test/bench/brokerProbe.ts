@@ -28,7 +28,8 @@ export type ProbeAnswer =
 
 const ELD_RESOLUTION_MS = 5;
 
-if (process.send) {
+// A worker of `serve --workers` inherits the preload; its channel is the primary's, not the bench's.
+if (process.send && process.env.NODE_UNIQUE_ID === undefined) {
   const eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
   eld.enable();
   let session: Session | undefined;

@@ -25,8 +25,12 @@ export interface BrokerSpec {
   env?: NodeJS.ProcessEnv;
   /** Keys to create before the broker starts. */
   keys: string[];
-  /** More config, merged over the bench's (e.g. audit checkpoint intervals). */
+  /** Config members merged over the bench's (e.g. `store`, audit checkpoint intervals). */
   config?: Record<string, unknown>;
+  /** Extra arguments to `keyanchor serve` (e.g. `--workers 2`). */
+  serveArgs?: string[];
+  /** Extra arguments to node (e.g. `--cpu-prof`; workers inherit them). */
+  nodeArgs?: string[];
 }
 
 export interface BenchBroker {
@@ -82,7 +86,7 @@ export async function startBenchBroker(spec: BrokerSpec): Promise<BenchBroker> {
   }
   const logFile = path.join(spec.dir, `broker-${spec.name}.log`);
   const out = openSync(logFile, 'w');
-  const proc = spawn(process.execPath, ['--import', PROBE, BROKER_CLI, '--config', config, 'serve'], { cwd: ROOT, env, stdio: ['ignore', out, out, 'ipc'] });
+  const proc = spawn(process.execPath, [...(spec.nodeArgs ?? []), '--import', PROBE, BROKER_CLI, '--config', config, 'serve', ...(spec.serveArgs ?? [])], { cwd: ROOT, env, stdio: ['ignore', out, out, 'ipc'] });
   closeSync(out);
   const url = await waitForUrl(proc, logFile);
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));

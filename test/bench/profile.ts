@@ -31,7 +31,7 @@ const RULES: Array<[(f: CallFrame) => boolean, string | null]> = [
   [(f) => /\/src\/(attestation\/nodeChain|pki)\.js$/.test(f.url), 'node chain'],
   [(f) => /\/src\/(attestation\/workload|measurement\/)/.test(f.url), 'publisher signature (cached)'],
   [(f) => /\/src\/policy\//.test(f.url), 'policy evaluate'],
-  [(f) => /\/src\/(attestation\/nonces|store\/)/.test(f.url), 'nonce store'],
+  [(f) => /\/src\/(attestation\/nonces|store\/)/.test(f.url), 'state store (the release transaction)'],
   [(f) => /\/src\/(audit\/|keys\/lockFile)/.test(f.url), 'audit append'],
   [(f) => /\/src\/keys\//.test(f.url), 'keystore'],
   [(f) => /^node:(_tls_|tls|internal\/tls)/.test(f.url), 'TLS / socket I/O (JS side)'],

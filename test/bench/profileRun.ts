@@ -40,8 +40,8 @@ export async function profileBroker(o: ProfileOptions): Promise<void> {
   const common = { dir: o.dir, policyDir: o.policyDir, keys: o.keys, custody: { kind: 'software' } };
   const phase = { concurrency: CONCURRENCY, warmupMs: o.warmupMs, measureMs: o.measureMs, fresh: false, checkEvery: 50 };
   const file = path.join(o.outDir, `broker-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`);
-  const tls = await startBenchBroker({ ...common, name: 'profile-tls', tls: o.files.tls });
-  const http = await startBenchBroker({ ...common, name: 'profile-http' });
+  const tls = await startBenchBroker({ ...common, name: 'profile-tls', tls: o.files.tls, serveArgs: ['--workers', '1'] });
+  const http = await startBenchBroker({ ...common, name: 'profile-http', serveArgs: ['--workers', '1'] });
   const rounds: { tls: PhaseFigures[]; http: PhaseFigures[] } = { tls: [], http: [] };
   let profiled: PhaseFigures;
   try {

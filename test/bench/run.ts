@@ -55,8 +55,8 @@ const execTarget = { ca: files.ca, nodeCert: files.nodeCert, nodeKey: files.node
 const EXEC_RUNS = quick ? 3 : 15;
 let failures = 0;
 /** Loads a fresh broker until V8 has optimised its release path (see warmUp), and says how it went. */
-const warm = async (label: string, broker: Parameters<typeof warmUp>[1], maxSeconds: number) => {
-  const wu = await warmUp(loadgen, broker, { minReleases: 4000, maxSeconds });
+const warm = async (label: string, broker: Parameters<typeof warmUp>[1], maxSeconds: number, minReleases = 4000) => {
+  const wu = await warmUp(loadgen, broker, { minReleases, maxSeconds });
   failures += Object.keys(wu.errors).length;
   say(warmUpLine(label, wu));
 };
@@ -72,8 +72,8 @@ try {
     const floor = await cryptoFloor(quick ? { batches: 9, perBatch: 100 } : { batches: 21, perBatch: 200 });
     say(floorLine(floor));
 
-    const sw = await startBenchBroker({ ...common, name: 'software', tls: files.tls, custody: { kind: 'software' } });
-    let c1, c8, c64, exec;
+    const sw = await startBenchBroker({ ...common, name: 'software', tls: files.tls, custody: { kind: 'software' }, serveArgs: ['--workers', '1'] });
+    let c1, c8, c64, exec, workers;
     try {
       await warm('software custody', sw, quick ? 6 : 30);
       // Concurrency 1 is the agent's own round trip: a fresh recipient key, every key opened.
@@ -88,10 +88,20 @@ try {
     } finally {
       await sw.stop();
     }
+    // The same load on `serve --workers 2` (a primary that owns the store's writer, two workers).
+    const sw2 = await startBenchBroker({ ...common, name: 'software-workers', tls: files.tls, custody: { kind: 'software' }, serveArgs: ['--workers', '2'] });
+    try {
+      // Each worker has its own V8 to warm: twice the releases.
+      await warm('software custody, 2 workers', sw2, quick ? 8 : 40, 8000);
+      workers = await phase(sw2, 64);
+      say(phaseLine('software custody, 2 workers', workers, floor));
+    } finally {
+      await sw2.stop();
+    }
 
     const hsm = await pkcs11Setup(w);
     if (hsm) {
-      const hb = await startBenchBroker({ ...common, name: 'pkcs11', tls: files.tls, custody: hsm.custody, env: hsm.env });
+      const hb = await startBenchBroker({ ...common, name: 'pkcs11', tls: files.tls, custody: hsm.custody, env: hsm.env, serveArgs: ['--workers', '1'] });
       try {
         await warm('pkcs11 custody (SoftHSM2)', hb, quick ? 3 : 15);
         // PKCS#11 custody releases to RSA recipients: the load generator uses a pool of RSA-2048 keys.
@@ -109,7 +119,7 @@ try {
     for (const line of await benchPolicyScale(quick)) say(line);
     const controlTargets = await controls();
     for (const line of await benchAuditCost({ common: { ...common, tls: files.tls }, loadgen, quick, warm, phases })) say(line);
-    for (const line of [...targetLines(c1, [c8, c64], c64, floor, exec), ...controlTargets]) say(line);
+    for (const line of [...targetLines(c1, [c8, c64], c64, workers, floor, exec), ...controlTargets]) say(line);
   }
 } finally {
   loadgen.stop();

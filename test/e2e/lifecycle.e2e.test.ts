@@ -107,7 +107,7 @@ describe('SIGTERM drains', () => {
 
   it('cuts a request still running when the grace period ends, and still exits 0', async () => {
     const config = path.join(w.dir, 'grace.json');
-    writeFileSync(config, JSON.stringify({ ...JSON.parse(readFileSync(files.config, 'utf8')), server: { shutdownGraceSeconds: 1 } }));
+    writeFileSync(config, JSON.stringify({ ...JSON.parse(readFileSync(files.config, 'utf8')), server: { shutdownGraceSeconds: 1, workers: 1 } }));
     const broker = await startBrokerProcess(['--config', config, 'serve']);
     const stuck = await inFlightWithoutBody(broker.url);
     broker.proc.kill('SIGTERM');

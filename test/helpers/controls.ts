@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import type { Express } from 'express';
+import type { RequestListener } from 'node:http';
 import { Webhook } from 'standardwebhooks';
 import request from 'supertest';
 import type { Clock } from '../../src/clock.js';
@@ -93,7 +93,7 @@ export interface Answer {
 }
 
 /** Attestations through `app()` (the assembled broker's app, which a restart replaces) for `world()` (made in beforeAll), at the clock's time. */
-export function attester(app: () => Express, world: () => World, clock: Clock) {
+export function attester(app: () => RequestListener, world: () => World, clock: Clock) {
   const attest = async (who: Service = 'app', node?: Issued): Promise<Answer> => {
     const w = world();
     const n = (await request(app()).post('/v1/challenge').send({}).expect(200)).body.nonce as string;

@@ -1,7 +1,8 @@
 /**
  * A test world (world.ts) made ready for real processes: a TLS CA and a broker certificate for
  * 127.0.0.1, the node certificate and key and the publisher key as files, and a broker config
- * using them (HTTPS, a free port, dev mode off). Everything is generated at test time.
+ * using them (HTTPS, a free port, dev mode off, one broker process). Everything is generated at
+ * test time.
  */
 import { sign } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -38,7 +39,9 @@ export async function writeTlsWorld(w: World, opts: { dir?: string; config?: Rec
     files.config,
     JSON.stringify({
       stateDir: w.stateDir, policyDir: w.policyDir, tls: { cert: files.tlsCert, key: files.tlsKey },
-      listen: { host: '127.0.0.1', port: 0 }, dev: { enabled: false }, log: { level: 'info' }, ...opts.config,
+      listen: { host: '127.0.0.1', port: 0 }, dev: { enabled: false }, log: { level: 'info' },
+      // One process unless a test asks for workers (`serve --workers`, test/e2e/workers.e2e.test.ts).
+      server: { workers: 1 }, ...opts.config,
     }),
   );
   return files;

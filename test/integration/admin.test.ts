@@ -8,7 +8,7 @@ import { createPrivateKey, createSign, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import type { Express } from 'express';
+import type { RequestListener } from 'node:http';
 import request from 'supertest';
 import { base64url, exportJWK, exportPKCS8 as exportPkcs8, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { assembleBroker, type Assembled } from '../../src/broker.js';
@@ -22,7 +22,7 @@ const SEARCH_KEY = 'search/index';
 
 let w: World;
 let b: Assembled;
-let app: Express;
+let app: RequestListener;
 const logLines: Array<Record<string, unknown>> = [];
 /** The text of every admin response, to check afterwards that none carries key material. */
 const texts: string[] = [];

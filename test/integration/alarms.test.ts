@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Express } from 'express';
+import type { RequestListener } from 'node:http';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assembleBroker, type Assembled } from '../../src/broker.js';
@@ -23,7 +23,7 @@ import { APP_KEY, IMG_KEY, makeWorld, type World } from '../helpers/world.js';
 
 let w: World;
 let b: Assembled;
-let app: Express;
+let app: RequestListener;
 let hook: Receiver;
 let node2: Issued;
 let node3: Issued;

@@ -5,7 +5,7 @@
  * and global limits deciding, no window charged when another refuses, refusals recorded and
  * counted. Nothing sleeps: the clock moves.
  */
-import type { Express } from 'express';
+import type { RequestListener } from 'node:http';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assembleBroker, type Assembled } from '../../src/broker.js';
@@ -16,7 +16,7 @@ import { APP_KEY, IMG_KEY, makeWorld, type World } from '../helpers/world.js';
 
 let w: World;
 let b: Assembled;
-let app: Express;
+let app: RequestListener;
 let node2: Issued;
 const clock = new ManualClock(Date.now());
 

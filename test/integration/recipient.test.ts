@@ -5,7 +5,7 @@
  * so an EC recipient there is `400 recipient_unsupported`). Before the fix some of these gave a
  * 500 and `e = 1` gave the key away.
  */
-import type { Express } from 'express';
+import type { RequestListener } from 'node:http';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assembleBroker, type Assembled } from '../../src/broker.js';
@@ -17,7 +17,7 @@ import { APP_KEY, makeEvidence, makeRecipient, makeWorld, type World } from '../
 
 const hostile = hostileRecipients();
 
-async function attestWith(app: Express, w: World, jwk: RecipientJwk | undefined): Promise<request.Response> {
+async function attestWith(app: RequestListener, w: World, jwk: RecipientJwk | undefined): Promise<request.Response> {
   const nonce = (await request(app).post('/v1/challenge').expect(200)).body.nonce as string;
   const recipient = jwk ? { jwk, privateKey: undefined as never } : await makeRecipient('RSA');
   const { compact } = await makeEvidence(w, { nonce, recipient });

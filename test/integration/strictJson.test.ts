@@ -3,7 +3,7 @@
  * twice, an attest body with two `evidence` members, and a node certificate in non-canonical
  * base64 are refused with a code; JSON.parse alone would have kept the last member of each.
  */
-import type { Express } from 'express';
+import type { RequestListener } from 'node:http';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assembleBroker, type Assembled } from '../../src/broker.js';
@@ -14,7 +14,7 @@ import { APP_KEY, makeEvidence, makeRecipient, makeWorld, signEvidenceText, UNGR
 
 let w: World;
 let b: Assembled;
-let app: Express;
+let app: RequestListener;
 
 beforeAll(async () => {
   w = await makeWorld();

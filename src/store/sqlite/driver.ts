@@ -32,7 +32,7 @@ export class SqliteStoreMissing extends Error {
   readonly code = 'store_missing';
 }
 
-const DIALECT: Dialect = { name: 'sqlite', forUpdate: '', tableExists: "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = $1" };
+export const DIALECT: Dialect = { name: 'sqlite', forUpdate: '', tableExists: "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = $1" };
 /** `$1` → `@p1`: named parameters, bound from an object (better-sqlite3 binds `?1` positionally). */
 const toSqlite = (text: string) => text.replace(/\$(\d+)/g, '@p$1');
 const bind = (params: readonly unknown[]): [Record<string, unknown>] | [] => {
@@ -42,7 +42,7 @@ const bind = (params: readonly unknown[]): [Record<string, unknown>] | [] => {
   return [o];
 };
 
-class Connection implements Sql {
+export class Connection implements Sql {
   readonly dialect = DIALECT;
   readonly #stmts = new Map<string, BetterSqlite3.Statement>();
   constructor(readonly db: BetterSqlite3.Database) {}
@@ -79,17 +79,10 @@ interface Job {
 
 export async function openSqliteDriver(o: SqliteOptions): Promise<Driver> {
   if (!o.create && !existsSync(o.file)) throw new SqliteStoreMissing(`the store ${o.file} does not exist`);
-  const { default: Database } = await import('better-sqlite3');
-  const open = () => new Database(o.file, { timeout: o.busyTimeoutMs });
-  const writer = new Connection(open());
+  const writer = await openConnection(o);
   chmodSync(o.file, 0o600);
   writer.db.pragma('journal_mode = WAL');
-  const reader = new Connection(open());
-  for (const c of [writer, reader]) {
-    c.db.pragma(`synchronous = ${o.synchronous.toUpperCase()}`);
-    c.db.pragma('secure_delete = ON');
-    c.db.pragma('foreign_keys = ON');
-  }
+  const reader = await openConnection(o);
   const { dev, ino } = statSync(o.file);
   return new SqliteDriver(writer, reader, o.clock, o.maxBatch ?? 256, { file: o.file, dev, ino });
 }
@@ -99,6 +92,16 @@ interface FileIdentity {
   file: string;
   dev: number;
   ino: number;
+}
+
+/** One connection to an existing file, with the store's pragmas (a worker's reader: store/remote/). */
+export async function openConnection(o: Pick<SqliteOptions, 'file' | 'busyTimeoutMs' | 'synchronous'>): Promise<Connection> {
+  const { default: Database } = await import('better-sqlite3');
+  const c = new Connection(new Database(o.file, { timeout: o.busyTimeoutMs }));
+  c.db.pragma(`synchronous = ${o.synchronous.toUpperCase()}`);
+  c.db.pragma('secure_delete = ON');
+  c.db.pragma('foreign_keys = ON');
+  return c;
 }
 
 class SqliteDriver implements Driver {

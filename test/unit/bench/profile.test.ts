@@ -52,7 +52,7 @@ describe('the CPU profile summary', () => {
       'TLS / socket I/O (JS side)': 0.7,
       'release pipeline (its own code)': 0.35, // node internals without a rule climb to release.js
       'logging (pino)': 0.2,
-      'nonce store': 0.1,
+      'state store (the release transaction)': 0.1,
       'audit append': 0.4,
     });
     expect(s.idleMs).toBe(5);

@@ -43,7 +43,7 @@ describe('embedded defaults', () => {
     expect(c.audit).toEqual({ unauthenticatedWindowSeconds: 60, unauthenticatedMaxSources: 10_000, checkpoint: { everyRecords: 1000, everySeconds: 60, sweepSeconds: 300 }, witnesses: [] });
     expect(c.log).toEqual({ level: 'info' });
     expect(c.dev).toEqual({ enabled: false });
-    expect(c.server).toEqual({ maxConnections: 4096, maxConnectionsPerSource: 128, shutdownGraceSeconds: 20, maxAttestationsInFlight: 256 });
+    expect(c.server).toEqual({ maxConnections: 4096, maxConnectionsPerSource: 128, shutdownGraceSeconds: 20, maxAttestationsInFlight: 256, workers: 'auto' });
     expect(c.alarms).toEqual({});
     expect(c.metrics).toEqual({ enabled: true });
     expect(c.tls).toBeUndefined();
