@@ -40,6 +40,6 @@ describe('store contract: sqlite through one writer process', () => {
       return store;
     };
     let open = 0;
-    return { store: await worker(), clock, clockIsInjected: true, another: worker };
+    return { store: await worker(), clock, clockIsInjected: true, another: worker, heads: () => writer.committedHeads(), writersOfTheirOwn: false };
   });
 });

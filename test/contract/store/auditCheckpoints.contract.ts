@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { appendAudit, GENESIS, probeAuditWrite } from '../../../src/store/audit.js';
 import { insertEntry, lastCheckpointOf, lastWitnessed, logHead, markWitnessed, openChains, readLog, setChainsClosed, type LogEntry } from '../../../src/store/auditCheckpoints.js';
 import type { MakeStore } from './harness.js';
-import { Opened } from './harness.js';
+import { headsOf, Opened } from './harness.js';
 
 const entry = (n: number, chain: string, seq: number, at = 1000 + n): Omit<LogEntry, 'witnessedAt' | 'witnessedBy'> => ({
   n, kind: 'checkpoint', chainId: chain, seq, hash: 'ab'.repeat(32), at, text: `entry ${n}\n`, digest: 'cd'.repeat(32), sig: randomBytes(70), keyId: 'ef'.repeat(32),
@@ -44,7 +44,7 @@ export function auditCheckpointsContract(make: MakeStore): void {
       const before = await openChains(a.read);
       await a.transaction((tx) => appendAudit(tx, { event: 'release' }, 1));
       await a.transaction((tx) => appendAudit(tx, { event: 'release' }, 2));
-      const mine = a.committedHeads().map((h) => h.chainId);
+      const mine = headsOf(t, a).map((h) => h.chainId);
       expect((await openChains(a.read)).filter((c) => !before.includes(c))).toEqual(mine.filter((c) => !before.includes(c)));
       await a.transaction((tx) => setChainsClosed(tx, mine, 5));
       expect((await openChains(a.read)).filter((c) => mine.includes(c))).toEqual([]);
@@ -55,13 +55,13 @@ export function auditCheckpointsContract(make: MakeStore): void {
     it('a writer\'s committed heads follow its commits only', async () => {
       const t = await make();
       const a = opened.add(t.store);
-      const start = new Map(a.committedHeads().map((h) => [h.chainId, h.seq]));
+      const start = new Map(headsOf(t, a).map((h) => [h.chainId, h.seq]));
       const row = await a.transaction((tx) => appendAudit(tx, { event: 'release' }, 1));
       await expect(a.transaction(async (tx) => {
         await appendAudit(tx, { event: 'release' }, 2);
         throw new Error('rolled back');
       })).rejects.toThrow();
-      const head = a.committedHeads().find((h) => h.chainId === row.chainId)!;
+      const head = headsOf(t, a).find((h) => h.chainId === row.chainId)!;
       expect(head).toEqual({ chainId: row.chainId, seq: row.seq, hash: row.hash, live: true });
       expect(row.seq).toBe((start.get(row.chainId) ?? 0) + 1);
     });

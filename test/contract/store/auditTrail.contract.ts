@@ -160,8 +160,10 @@ export function auditTrailContract(make: MakeStore): void {
       await other.checkpointer.close();
     });
 
-    it('sweeps a chain whose writer died before its checkpoint, after checking its links; refuses one that does not link up', async () => {
+    // Where every store shares one writer (serve --workers), a store that dies leaves no chain of its own behind.
+    it('sweeps a chain whose writer died before its checkpoint, after checking its links; refuses one that does not link up', async (ctx) => {
       const h = await make();
+      if (h.writersOfTheirOwn === false) return ctx.skip();
       const t = await makeTrail(opened.add(h.store), h.clock);
       trails.push(t);
       const dead = opened.add(await h.another());

@@ -5,6 +5,7 @@
  */
 import { ManualClock } from '../../../src/clock.js';
 import type { StateStore } from '../../../src/store/index.js';
+import type { CommittedHead } from '../../../src/store/sql.js';
 
 export interface StoreUnderTest {
   store: StateStore;
@@ -13,7 +14,16 @@ export interface StoreUnderTest {
   clock: ManualClock;
   /** Whether `tx.now()` follows `clock` (SQLite) or is the database's own clock (PostgreSQL). */
   clockIsInjected: boolean;
+  /**
+   * The audit chains a store's records go to, as of their last commit: its own (the default), or,
+   * when every store shares one writer (`serve --workers` on SQLite), the writer's.
+   */
+  heads?: (s: StateStore) => CommittedHead[];
+  /** False when `another()` shares the first store's writer, so that no store writes a chain of its own. */
+  writersOfTheirOwn?: boolean;
 }
+
+export const headsOf = (t: StoreUnderTest, s: StateStore): CommittedHead[] => (t.heads ? t.heads(s) : s.committedHeads());
 
 export type MakeStore = () => Promise<StoreUnderTest>;
 
