@@ -112,7 +112,7 @@ export const ConfigSchema = z.strictObject({
       /** On SIGTERM/SIGINT, how long requests in flight may take to finish before their connections are cut. */
       shutdownGraceSeconds: z.number().int().min(0).max(3600).default(20),
       /**
-       * Broker processes behind the one listening socket (`serve --workers`, server/cluster.ts).
+       * Broker processes behind the one listening socket (`serve --workers`, server/workers.ts).
        * `auto`: one per core with a production config (TLS, not dev), 1 in dev or on plain HTTP.
        */
       workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
