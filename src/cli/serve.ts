@@ -79,11 +79,17 @@ function announce(b: { url: string; tlsCa?: string }): void {
   if (b.tlsCa) process.stdout.write(`dev TLS CA (give it to agents with --ca): ${b.tlsCa}\n`);
 }
 
-/** SIGHUP reloads; SIGTERM or SIGINT drains and exits; a second one exits at once. */
-function untilSignalled(broker: Broker, more: { onStop?: (stop: () => void) => void; onReload?: (reload: () => void) => void } = {}): void {
+/**
+ * SIGHUP reloads; SIGTERM or SIGINT drains and exits; a second one exits at once. A worker of
+ * `serve --workers` (`worker`) is told to reload and stop by its primary, which also decides when
+ * to stop at once (it kills it): a signal sent to every process (Ctrl-C to the process group,
+ * systemd's stop) only starts its drain, once, and SIGHUP is left to the primary.
+ */
+function untilSignalled(broker: Broker, more: { worker?: boolean; onStop?: (stop: () => void) => void; onReload?: (reload: () => void) => void } = {}): void {
   let stopping = false;
   const reload = () => void broker.reload();
   const stop = (why: string) => {
+    if (stopping && more.worker) return;
     if (stopping) {
       process.stderr.write(`keyanchor: ${why} again: stopping now, without waiting for requests in flight\n`);
       process.exit(EXIT.failure);
@@ -94,12 +100,10 @@ function untilSignalled(broker: Broker, more: { onStop?: (stop: () => void) => v
       (e: unknown) => fail(`shutdown failed: ${e instanceof BrokerError ? `${e.code}: ${e.reason}` : String(e)}`),
     );
   };
-  process.on('SIGHUP', reload);
+  process.on('SIGHUP', more.worker ? () => undefined : reload);
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  more.onStop?.(() => {
-    if (!stopping) stop('shutdown');
-  });
+  more.onStop?.(() => stop('shutdown'));
   more.onReload?.(reload);
 }
 
@@ -113,6 +117,7 @@ async function serveAsWorker(config: Config, id: number): Promise<void> {
     process.send!({ keyanchorWorker: 'accepted' } satisfies FromWorker); // ready for the next one (workers.ts)
   });
   untilSignalled(broker, {
+    worker: true,
     onStop: (stop) => {
       process.on('message', (m: unknown) => isToWorker(m) && m.keyanchorWorker === 'shutdown' && stop());
       process.once('disconnect', stop); // the primary is gone: no more connections will come

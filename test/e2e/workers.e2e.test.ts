@@ -10,6 +10,8 @@
  *  - SIGTERM drains both processes: requests in flight complete, then the primary closes the store.
  *  - SIGHUP reaches both (each reloads its policy).
  *  - A worker whose primary is killed exits (nothing would hand it connections again).
+ *  - Signals sent to every process (Ctrl-C to the group, systemd's stop): a worker leaves SIGHUP
+ *    to the primary, and SIGTERM to both drains each once: exit 0.
  */
 import https from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -231,5 +233,20 @@ describe('serve --workers 2', () => {
     broker.proc.kill('SIGKILL');
     await exited(broker);
     await waitFor(() => !alive(), 'the worker to exit');
+  });
+
+  it('signals sent to every process: SIGHUP leaves the worker to the primary; SIGTERM to both drains each once and exits 0', async () => {
+    const broker = await startBrokerProcess(['--config', files.config, 'serve']);
+    const worker = Number(logLines(broker, 'worker ready')[0]!.pid);
+    process.kill(worker, 'SIGHUP');
+    process.kill(broker.proc.pid!, 'SIGHUP');
+    await waitFor(() => logLines(broker, 'policy reloaded').length === 2, 'both processes to reload, once each');
+    expect(logLines(broker, 'worker died: starting a replacement')).toHaveLength(0);
+    process.kill(worker, 'SIGTERM');
+    process.kill(broker.proc.pid!, 'SIGTERM');
+    expect(await exited(broker)).toBe(0);
+    expect(broker.output()).not.toContain('again: stopping now');
+    expect(logLines(broker, 'shutdown: complete').map(who).sort()).toEqual(['1', 'primary']);
+    expect(logLines(broker, 'policy reloaded')).toHaveLength(2);
   });
 });
