@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { RequestListener } from 'node:http';
+import type { Socket } from 'node:net';
 import { adminTlsOptions, createAuthenticator } from './admin/index.js';
 import { alarmAnnouncer } from './alarms/announce.js';
 import { createApp } from './app.js';
@@ -53,6 +54,10 @@ export interface Broker {
   reload(): Promise<{ policy: boolean; tls: boolean; jwks: boolean }>;
   /** Stops accepting, drains requests in flight for up to `graceMs` (default: server.shutdownGraceSeconds), then closes custody and store. */
   close(graceMs?: number): Promise<void>;
+  /** Serves a connection another process accepted (a worker of `serve --workers`). */
+  accept(socket: Socket): void;
+  /** The state store (the primary of `serve --workers` runs its workers' transactions on it). */
+  readonly store: StateStore;
 }
 
 export interface BrokerOptions {
@@ -61,10 +66,16 @@ export interface BrokerOptions {
   /** Where the policy high-water mark lives; default: the state store (shared by every broker on it). */
   highWater?: PolicyHighWater;
   /**
-   * This broker is a worker of `serve --workers` (server/cluster.ts): the primary prepared the
-   * state before it started, and with SQLite it owns the store's writer, reached over `writer`.
+   * This broker is a worker of `serve --workers` (server/workers.ts): the primary prepared the
+   * state before it started, accepts its connections (handed to `accept`), and with SQLite owns
+   * the store's writer, reached over `writer`.
    */
   worker?: { writer?: Channel };
+  /**
+   * This broker is the primary of `serve --workers`: it listens and offers every connection to
+   * `handOff` first; on close it waits for `workersGone` before it closes its store.
+   */
+  primary?: { handOff: (socket: Socket) => boolean; workersGone: () => Promise<void> };
 }
 
 export const policyVars = (config: Pick<Config, 'stateDir'>) => ({ stateDir: config.stateDir });
@@ -280,13 +291,19 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
   const b = await assembleBroker(config, { ...opts, log });
   let server;
   try {
-    server = await listen(config, b.app, log, { ...(b.tls ? { tls: b.tls } : {}), tlsExtra: adminTlsOptions(config.admin) });
+    server = await listen(config, b.app, log, {
+      ...(b.tls ? { tls: b.tls } : {}),
+      tlsExtra: adminTlsOptions(config.admin),
+      ...(opts.worker ? { handed: true } : {}),
+      ...(opts.primary ? { handOff: opts.primary.handOff } : {}),
+    });
   } catch (e) {
     await b.close();
     throw e;
   }
   let metricsServer: Awaited<ReturnType<typeof listenMetrics>> | undefined;
-  if (config.metrics.enabled && config.metrics.listen) {
+  // A worker of `serve --workers` leaves the metrics listener to its primary (one port).
+  if (config.metrics.enabled && config.metrics.listen && !opts.worker) {
     try {
       metricsServer = await listenMetrics(b.metrics, config.metrics.listen.host, config.metrics.listen.port);
     } catch (e) {
@@ -296,7 +313,9 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     }
     log.info({ url: metricsServer.url }, 'metrics listening');
   }
-  log.info({ url: server.url, custody: b.custodian.kind, tlsCa: b.tlsCa, configDir: config.configDir, stateDir: config.stateDir }, 'keyanchor broker listening');
+  const where = { custody: b.custodian.kind, tlsCa: b.tlsCa, configDir: config.configDir, stateDir: config.stateDir };
+  if (opts.worker) log.info(where, 'keyanchor worker ready: serving the connections the primary hands it');
+  else log.info({ url: server.url, ...where }, 'keyanchor broker listening');
   void b.custodian.health().then(
     () => log.info({ custody: b.custodian.kind }, 'ready: custody answers'),
     (e: unknown) => log.error({ custody: b.custodian.kind, code: (e as BrokerError).code, reason: (e as BrokerError).reason ?? String(e) }, 'NOT READY: custody cannot release (see /readyz)'),
@@ -322,9 +341,12 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
       const jwks = reloadJwks();
       return { policy: (await b.reloadPolicy()).outcome !== 'refused', tls, jwks };
     },
+    accept: (socket) => server.accept(socket),
+    store: b.store,
     close: (graceMs = config.server.shutdownGraceSeconds * 1000) =>
       (closing ??= (async () => {
         await server.drain(graceMs);
+        await opts.primary?.workersGone();
         await metricsServer?.close();
         log.info('shutdown: closing the state store, the policy runtime and custody');
         await b.close();

@@ -22,8 +22,14 @@ export interface ConnectionCounts {
 
 const LOG_EVERY_MS = 10_000;
 
-export function limitConnections(server: Server, limits: ConnectionLimits, log: Logger, now: () => number = Date.now): ConnectionCounts {
+/**
+ * `handed`: connections reach `server` as 'connection' events from another acceptor (serve
+ * --workers, workers.ts), where Node's own `maxConnections` check does not run: the cap on open
+ * connections is kept here instead, for this process's connections.
+ */
+export function limitConnections(server: Server, limits: ConnectionLimits, log: Logger, now: () => number = Date.now, handed = false): ConnectionCounts {
   server.maxConnections = limits.max;
+  let open = 0;
   const bySource = new Map<string, number>();
   const refused = { perSource: 0, max: 0 };
   let logged = { at: -Infinity, perSource: 0, max: 0 };
@@ -37,16 +43,26 @@ export function limitConnections(server: Server, limits: ConnectionLimits, log: 
   };
 
   server.on('connection', (socket: Socket) => {
-    if (limits.perSource === 0) return;
     const source = socket.remoteAddress ?? 'unknown';
-    const open = bySource.get(source) ?? 0;
-    if (open >= limits.perSource) {
+    if (handed) {
+      if (open >= limits.max) {
+        refused.max++;
+        report(source);
+        socket.destroy();
+        return;
+      }
+      open++;
+      socket.once('close', () => open--);
+    }
+    if (limits.perSource === 0) return;
+    const fromSource = bySource.get(source) ?? 0;
+    if (fromSource >= limits.perSource) {
       refused.perSource++;
       report(source);
       socket.destroy();
       return;
     }
-    bySource.set(source, open + 1);
+    bySource.set(source, fromSource + 1);
     socket.once('close', () => {
       const left = (bySource.get(source) ?? 1) - 1;
       if (left > 0) bySource.set(source, left);

@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
@@ -21,6 +21,8 @@ export interface Listening {
   reloadTls(): boolean;
   /** Stops accepting and drains (drain.ts). */
   drain(graceMs: number): Promise<DrainResult>;
+  /** Serves a connection accepted by another process (`handed`). */
+  accept(socket: Socket): void;
 }
 
 export interface ListenOptions {
@@ -28,6 +30,15 @@ export interface ListenOptions {
   tls?: TlsFiles;
   /** Extra TLS settings kept across reloads (the admin API's client-certificate CA). */
   tlsExtra?: SecureContextOptions;
+  /**
+   * `serve --workers` (workers.ts). With `handOff`, every connection accepted (before any byte is
+   * read from it) is first offered to it: it sends it to another process and returns true, or
+   * returns false to have it served here. With `handed`, nothing is accepted here: connections
+   * come from the process that listens, through `accept`. Either way connection caps count this
+   * process's connections.
+   */
+  handOff?: (socket: Socket) => boolean;
+  handed?: boolean;
 }
 
 export async function listen(config: Config, app: http.RequestListener, log: Logger, opts: ListenOptions): Promise<Listening> {
@@ -38,19 +49,34 @@ export async function listen(config: Config, app: http.RequestListener, log: Log
   server.on('request', gate.listener);
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  limitConnections(server, { max: config.server.maxConnections, perSource: config.server.maxConnectionsPerSource }, log);
+  const spread = opts.handOff !== undefined || opts.handed === true;
+  limitConnections(server, { max: config.server.maxConnections, perSource: config.server.maxConnectionsPerSource }, log, undefined, spread);
   answerParserErrors(server, log);
+  // The HTTP(S) server itself listens only without handOff/handed. Node starts its tracking of
+  // connections (the headers and request timeouts, closeAllConnections in the drain) on 'listening':
+  // a server that is only handed connections starts it here.
+  if (spread) server.emit('listening');
+  const accept = (socket: Socket) => {
+    server.emit('connection', socket);
+    socket.resume(); // accepted paused (handOff), or read by nobody yet (handed)
+  };
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.listen.port, config.listen.host, () => {
-      server.off('error', reject);
-      resolve();
+  // With handOff, a plain TCP acceptor listens: connections are handed on before TLS or HTTP sees them.
+  const handOff = opts.handOff;
+  const acceptor: net.Server | undefined = opts.handed ? undefined : handOff ? net.createServer({ pauseOnConnect: true }, (s) => handOff(s) || accept(s)) : server;
+  let url = '';
+  if (acceptor) {
+    await new Promise<void>((resolve, reject) => {
+      acceptor.once('error', reject);
+      acceptor.listen(config.listen.port, config.listen.host, () => {
+        acceptor.off('error', reject);
+        resolve();
+      });
     });
-  });
-  const addr = server.address() as AddressInfo;
-  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const url = `${tls ? 'https' : 'http'}://${host}:${addr.port}`;
+    const addr = acceptor.address() as AddressInfo;
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    url = `${tls ? 'https' : 'http'}://${host}:${addr.port}`;
+  }
 
   const reloadTls = (): boolean => {
     if (!tls) return true;
@@ -64,5 +90,9 @@ export async function listen(config: Config, app: http.RequestListener, log: Log
       return false;
     }
   };
-  return { url, server, reloadTls, drain: (graceMs) => gate.drain(graceMs) };
+  const drain = (graceMs: number) => {
+    if (acceptor && acceptor !== server) acceptor.close();
+    return gate.drain(graceMs);
+  };
+  return { url, server, reloadTls, drain, accept };
 }

@@ -29,7 +29,7 @@ export type ProbeAnswer =
 const ELD_RESOLUTION_MS = 5;
 
 // A worker of `serve --workers` inherits the preload; its channel is the primary's, not the bench's.
-if (process.send && process.env.NODE_UNIQUE_ID === undefined) {
+if (process.send && !process.argv.includes('--worker')) {
   const eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
   eld.enable();
   let session: Session | undefined;

@@ -31,6 +31,7 @@ import { execLine, floorLine, header, load, phaseLine, targetLines, totalErrors,
 import { fmt } from './stats.js';
 import { benchPolicyScale } from './policyScale.js';
 import { benchControls } from './controls.js';
+import { compareWorkers } from './workersRun.js';
 
 const quick = process.argv.includes('--quick');
 const controlsOnly = process.argv.includes('--controls');
@@ -72,7 +73,8 @@ try {
     const floor = await cryptoFloor(quick ? { batches: 9, perBatch: 100 } : { batches: 21, perBatch: 200 });
     say(floorLine(floor));
 
-    const sw = await startBenchBroker({ ...common, name: 'software', tls: files.tls, custody: { kind: 'software' }, serveArgs: ['--workers', '1'] });
+    const swSpec = { ...common, name: 'software', tls: files.tls, custody: { kind: 'software' } };
+    const sw = await startBenchBroker({ ...swSpec, serveArgs: ['--workers', '1'] });
     let c1, c8, c64, exec, workers;
     try {
       await warm('software custody', sw, quick ? 6 : 30);
@@ -85,18 +87,18 @@ try {
       say(phaseLine('software custody', c64, floor));
       exec = await benchAgentExec({ ...execTarget, url: sw.url }, EXEC_RUNS);
       say(execLine('software custody, EC recipient', exec));
+      // The same load on `serve --workers 2`, in rounds interleaved with this broker's.
+      workers = await compareWorkers({
+        one: sw,
+        spec: { ...swSpec, name: 'software-workers' },
+        rounds: quick ? 1 : 3,
+        warm: (b) => warm('software custody, 2 workers', b, quick ? 8 : 40, 8000),
+        phase: (b) => phase(b, 64),
+        line: (label, p) => phaseLine(label, p, floor),
+        say,
+      });
     } finally {
       await sw.stop();
-    }
-    // The same load on `serve --workers 2` (a primary that owns the store's writer, two workers).
-    const sw2 = await startBenchBroker({ ...common, name: 'software-workers', tls: files.tls, custody: { kind: 'software' }, serveArgs: ['--workers', '2'] });
-    try {
-      // Each worker has its own V8 to warm: twice the releases.
-      await warm('software custody, 2 workers', sw2, quick ? 8 : 40, 8000);
-      workers = await phase(sw2, 64);
-      say(phaseLine('software custody, 2 workers', workers, floor));
-    } finally {
-      await sw2.stop();
     }
 
     const hsm = await pkcs11Setup(w);

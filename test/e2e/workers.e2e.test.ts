@@ -1,13 +1,17 @@
 /**
- * `keyanchor serve --workers 2` with real processes (a primary that owns the SQLite store's writer,
- * two workers on its listening socket): the guarantees of one broker.
+ * `keyanchor serve --workers 2` with real processes (a primary that listens, serves, and owns the
+ * SQLite store's writer, and one worker it hands every other connection to): the guarantees of one
+ * broker.
  *  - The replay race: 200 concurrent submissions of one nonce, each on its own connection (so both
- *    workers get some), give exactly one 200; the others 401 nonce_replayed.
+ *    processes get some), give exactly one 200; the others 401 nonce_replayed.
  *  - A worker killed with SIGKILL under load is replaced; no release is lost (every 200 has its
  *    audit record) or doubled (no nonce is released twice, even when the evidence of every attempt
  *    the kill cut off is sent again), and the audit trail verifies.
- *  - SIGTERM drains every worker: requests in flight complete, then the primary closes the store.
- *  - SIGHUP reaches every worker (each reloads its policy).
+ *  - SIGTERM drains both processes: requests in flight complete, then the primary closes the store.
+ *  - SIGHUP reaches both (each reloads its policy).
+ *  - A worker whose primary is killed exits (nothing would hand it connections again).
+ *  - Signals sent to every process (Ctrl-C to the group, systemd's stop): a worker leaves SIGHUP
+ *    to the primary, and SIGTERM to both drains each once: exit 0.
  */
 import https from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -35,6 +39,8 @@ afterAll(() => w?.cleanup());
 
 const logLines = (b: BrokerProcess, msg: string) =>
   b.output().split('\n').filter((l) => l.includes(`"msg":"${msg}`)).map((l) => JSON.parse(l) as Record<string, unknown>);
+/** Which process logged a line: 'primary' or the worker's id. */
+const who = (l: Record<string, unknown>) => (l.role === 'primary' ? 'primary' : String(l.worker));
 const exited = (b: BrokerProcess) => new Promise<number | null>((r) => (b.proc.exitCode !== null ? r(b.proc.exitCode) : b.proc.once('exit', (code) => r(code))));
 
 async function waitFor(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
@@ -47,7 +53,7 @@ async function waitFor(cond: () => boolean, what: string, ms = 20_000): Promise<
 
 interface Answer { status: number; body: Record<string, unknown> }
 
-/** One POST on a connection of its own (`agent: false`), so that round-robin spreads them over the workers. */
+/** One POST on a connection of its own (`agent: false`), so that round-robin spreads them over the processes. */
 function post(url: string, route: string, body: unknown, agent: https.Agent | false = false): Promise<Answer> {
   const text = JSON.stringify(body);
   return new Promise((resolve, reject) => {
@@ -75,10 +81,10 @@ async function releasesInStore(): Promise<Array<Record<string, unknown>>> {
 }
 
 describe('serve --workers 2', () => {
-  it('starts a primary and two workers, announces one URL, and serves from both workers', async () => {
+  it('starts a primary and a worker, announces one URL, and serves from both', async () => {
     const broker = await startBrokerProcess(['--config', files.config, 'serve']);
     try {
-      expect(logLines(broker, 'worker listening').map((l) => l.worker).sort()).toEqual([1, 2]);
+      expect(logLines(broker, 'worker ready').map((l) => l.worker)).toEqual([1]);
       expect(broker.output().match(/keyanchor listening on/g)).toHaveLength(1);
       // The replay race: one nonce, one evidence, 200 submissions at once on 200 connections.
       const { compact, recipient } = await makeEvidence(w, { nonce: await challenge(broker.url) });
@@ -88,9 +94,9 @@ describe('serve --workers 2', () => {
       expect(answers.filter((a) => a.status !== 200).map((a) => `${a.status} ${String(a.body.code)}`)).toEqual(Array(199).fill('401 nonce_replayed'));
       const [key] = ok[0]!.body.keys as Array<{ jwe: string }>;
       expect((await openReleased(key!.jwe, recipient)).key).toHaveLength(32);
-      // Both workers took part: each logged refusals of its own.
-      const refusedBy = new Set(logLines(broker, 'attestation refused').map((l) => l.worker));
-      expect([...refusedBy].sort()).toEqual([1, 2]);
+      // Both processes took part: each logged refusals of its own.
+      const refusedBy = new Set(logLines(broker, 'attestation refused').map(who));
+      expect([...refusedBy].sort()).toEqual(['1', 'primary']);
     } finally {
       await broker.stop();
     }
@@ -99,6 +105,7 @@ describe('serve --workers 2', () => {
   });
 
   it('a worker killed with SIGKILL is replaced; no release is lost or doubled, and the trail verifies', async () => {
+    const earlier = new Set((await releasesInStore()).map((r) => String(r.requestId)));
     const broker = await startBrokerProcess(['--config', files.config, 'serve']);
     const attempts: Array<{ evidence: string; requestId?: string; status?: number; error?: string }> = [];
     let running = true;
@@ -126,10 +133,10 @@ describe('serve --workers 2', () => {
     try {
       const load = Promise.all(agents.map(client));
       await waitFor(() => attempts.filter((a) => a.status === 200).length >= 60, '60 releases');
-      const victim = logLines(broker, 'worker listening')[0]!;
+      const victim = logLines(broker, 'worker ready')[0]!;
       process.kill(Number(victim.pid), 'SIGKILL');
       await waitFor(() => logLines(broker, 'worker died: starting a replacement').length === 1, 'the primary to see the worker die');
-      await waitFor(() => logLines(broker, 'worker listening').length === 3, 'the replacement to listen');
+      await waitFor(() => logLines(broker, 'worker ready').length === 2, 'the replacement to be ready');
       const before = attempts.filter((a) => a.status === 200).length;
       await waitFor(() => attempts.filter((a) => a.status === 200).length >= before + 60, '60 more releases');
       running = false;
@@ -152,7 +159,8 @@ describe('serve --workers 2', () => {
     }
     expect(await exited(broker)).toBe(0);
 
-    const records = await releasesInStore();
+    // This test's records: the store holds the earlier tests' too.
+    const records = (await releasesInStore()).filter((r) => !earlier.has(String(r.requestId)));
     const released = records.filter((r) => r.event === 'release').map((r) => String(r.requestId));
     const ok = attempts.filter((a) => a.status === 200).map((a) => a.requestId!);
     // Not lost: every 200 has its record. Not doubled: one record per request, and one 200 per evidence (nonce).
@@ -167,26 +175,26 @@ describe('serve --workers 2', () => {
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
   });
 
-  it('SIGTERM drains every worker: requests in flight complete; then the primary closes the store and exits 0', async () => {
+  it('SIGTERM drains both processes: requests in flight complete; then the primary closes the store and exits 0', async () => {
     const broker = await startBrokerProcess(['--config', files.config, 'serve']);
-    // Requests in flight on several connections (spread over both workers): the body is still to come.
+    // Requests in flight on several connections (spread over both processes): the body is still to come.
     const conns = await Promise.all(Array.from({ length: 6 }, () => RawConnection.open(broker.url, ca)));
     for (const c of conns) c.send('POST /v1/challenge HTTP/1.1\r\nHost: broker\r\nContent-Type: application/json\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n');
     for (const c of conns) expect((await c.nextResponse())?.status).toBe(100);
     broker.proc.kill('SIGTERM');
-    await waitFor(() => logLines(broker, 'shutdown: stopped accepting').length === 2, 'both workers to begin draining');
+    await waitFor(() => logLines(broker, 'shutdown: stopped accepting').length === 2, 'both processes to begin draining');
     for (const c of conns) c.send('{}');
     for (const c of conns) expect((await c.nextResponse())?.status).toBe(200);
     expect(await exited(broker)).toBe(0);
     const drained = logLines(broker, 'shutdown: stopped accepting');
-    expect(drained.map((l) => l.worker).sort()).toEqual([1, 2]);
+    expect(drained.map(who).sort()).toEqual(['1', 'primary']);
     expect(drained.reduce((n, l) => n + Number(l.inFlight), 0)).toBe(6);
     expect(logLines(broker, 'shutdown: grace period over')).toHaveLength(0);
-    // The primary closes the store last, after every worker's own shutdown.
+    // The primary closes the store last, after the worker's own shutdown.
     const lines = broker.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     const primaryDone = lines.findIndex((l) => l.role === 'primary' && l.msg === 'shutdown: complete');
     expect(primaryDone).toBe(lines.length - 1);
-    expect(lines.filter((l) => l.worker !== undefined && l.msg === 'shutdown: complete').map((l) => l.worker).sort()).toEqual([1, 2]);
+    expect(lines.filter((l) => l.msg === 'shutdown: complete').map(who).sort()).toEqual(['1', 'primary']);
   });
 
   it('workers that cannot start (a policy that does not load): the broker exits as one would, 3 and why', async () => {
@@ -198,15 +206,47 @@ describe('serve --workers 2', () => {
     expect(r.stdout).not.toContain('keyanchor listening on');
   });
 
-  it('SIGHUP reaches every worker', async () => {
+  it('SIGHUP reaches both processes', async () => {
     const broker = await startBrokerProcess(['--config', files.config, 'serve']);
     try {
       expect(logLines(broker, 'policy reloaded')).toHaveLength(0);
       broker.proc.kill('SIGHUP');
-      await waitFor(() => logLines(broker, 'policy reloaded').length === 2, 'both workers to reload');
-      expect(logLines(broker, 'policy reloaded').map((l) => [l.worker, l.trigger]).sort()).toEqual([[1, 'sighup'], [2, 'sighup']]);
+      await waitFor(() => logLines(broker, 'policy reloaded').length === 2, 'both processes to reload');
+      expect(logLines(broker, 'policy reloaded').map((l) => [who(l), l.trigger]).sort()).toEqual([['1', 'sighup'], ['primary', 'sighup']]);
     } finally {
       await broker.stop();
     }
+  });
+
+  it('a worker whose primary is killed exits', async () => {
+    const broker = await startBrokerProcess(['--config', files.config, 'serve']);
+    const worker = Number(logLines(broker, 'worker ready')[0]!.pid);
+    const alive = () => {
+      try {
+        process.kill(worker, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(alive()).toBe(true);
+    broker.proc.kill('SIGKILL');
+    await exited(broker);
+    await waitFor(() => !alive(), 'the worker to exit');
+  });
+
+  it('signals sent to every process: SIGHUP leaves the worker to the primary; SIGTERM to both drains each once and exits 0', async () => {
+    const broker = await startBrokerProcess(['--config', files.config, 'serve']);
+    const worker = Number(logLines(broker, 'worker ready')[0]!.pid);
+    process.kill(worker, 'SIGHUP');
+    process.kill(broker.proc.pid!, 'SIGHUP');
+    await waitFor(() => logLines(broker, 'policy reloaded').length === 2, 'both processes to reload, once each');
+    expect(logLines(broker, 'worker died: starting a replacement')).toHaveLength(0);
+    process.kill(worker, 'SIGTERM');
+    process.kill(broker.proc.pid!, 'SIGTERM');
+    expect(await exited(broker)).toBe(0);
+    expect(broker.output()).not.toContain('again: stopping now');
+    expect(logLines(broker, 'shutdown: complete').map(who).sort()).toEqual(['1', 'primary']);
+    expect(logLines(broker, 'policy reloaded')).toHaveLength(2);
   });
 });

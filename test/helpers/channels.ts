@@ -1,5 +1,5 @@
 /**
- * Two ends of an in-process message channel that behaves like node:cluster's IPC for the store's
+ * Two ends of an in-process message channel that behaves like a child process's IPC (server/workers.ts) for the store's
  * remote protocol: each message goes through v8.serialize and back (what the `advanced`
  * serialization does; Buffers stay Buffers) and is delivered in a later turn of the event loop,
  * never synchronously. Not a mock of the store: the real

@@ -2,13 +2,17 @@
  * The server module (src/server/listen.ts) on loopback: the per-source connection cap (client
  * addresses 127.0.0.1, .2, .3 are distinct sources on Linux loopback) and maxConnections, each
  * closing the refused connection at once; and the request-timeout answer (408), driven by the
- * `clientError` event Node emits when its timer fires.
+ * `clientError` event Node emits when its timer fires. And the same server when another process
+ * accepts (`serve --workers`, workers.ts): with `handOff` (the primary: a TCP acceptor offers every
+ * connection away first) and `handed` (a worker: connections arrive through `accept`), the cap is
+ * counted here and the drain still closes kept-alive connections.
  */
 import { once } from 'node:events';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
-import { listen, type Listening } from '../../src/server/listen.js';
+import { listen, type ListenOptions, type Listening } from '../../src/server/listen.js';
 import { RawConnection } from '../helpers/rawHttp.js';
 
 let server: Listening | undefined;
@@ -19,9 +23,9 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function start(limits: { maxConnections: number; maxConnectionsPerSource: number }): Promise<Listening> {
+async function start(limits: { maxConnections: number; maxConnectionsPerSource: number }, opts: ListenOptions = {}): Promise<Listening> {
   const config = parseConfig(JSON.stringify({ insecureHttp: true, listen: { host: '127.0.0.1', port: 0 }, server: limits }));
-  server = await listen(config, (_req, res) => res.end('ok'), createLogger('silent'), {});
+  server = await listen(config, (_req, res) => res.end('ok'), createLogger('silent'), opts);
   return server;
 }
 
@@ -69,5 +73,50 @@ describe('request timeout', () => {
     expect(r?.headers['content-type']).toBe('application/problem+json');
     expect(JSON.parse(r!.body)).toMatchObject({ status: 408, code: 'request_timeout', requestId: r?.headers['x-request-id'] });
     await conn.closed;
+  });
+});
+
+describe('connections accepted by another process (serve --workers)', () => {
+  /** A served, kept-alive connection: open after its response. */
+  async function servedConnection(url: string, from = '127.0.0.1'): Promise<RawConnection> {
+    expect(await connectFrom(url, from)).toBe('served');
+    return open.at(-1)!;
+  }
+
+  it('handOff: every connection is offered first; one declined is served here, under maxConnections counted here', async () => {
+    const offered: string[] = [];
+    const s = await start({ maxConnections: 2, maxConnectionsPerSource: 0 }, { handOff: (socket) => (offered.push(socket.remoteAddress!), false) });
+    expect(s.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    for (const from of ['127.0.0.1', '127.0.0.2']) await servedConnection(s.url, from);
+    expect(await connectFrom(s.url, '127.0.0.3')).toBe('closed');
+    expect(offered).toEqual(['127.0.0.1', '127.0.0.2', '127.0.0.3']);
+  });
+
+  it('handOff: a connection taken elsewhere is not served here', async () => {
+    const taken: Socket[] = [];
+    const s = await start({ maxConnections: 10, maxConnectionsPerSource: 0 }, { handOff: (socket) => (taken.push(socket), true) });
+    const conn = await RawConnection.open(s.url);
+    open.push(conn);
+    conn.send('GET / HTTP/1.1\r\nHost: t\r\n\r\n');
+    while (taken.length === 0) await new Promise((r) => setImmediate(r));
+    taken[0]!.destroy(); // the taker closes it unanswered
+    expect(await conn.nextResponse()).toBeUndefined();
+  });
+
+  it('handed: nothing listens here; connections given to accept are served, and the drain closes the idle ones', async () => {
+    const s = await start({ maxConnections: 10, maxConnectionsPerSource: 0 }, { handed: true });
+    expect(s.url).toBe('');
+    const acceptor = net.createServer({ pauseOnConnect: true }, (socket) => s.accept(socket));
+    await new Promise<void>((r) => acceptor.listen(0, '127.0.0.1', r));
+    try {
+      const conn = await servedConnection(`http://127.0.0.1:${(acceptor.address() as AddressInfo).port}`);
+      // Node tracks the connections of a server that never listened too (the drain's closeAllConnections).
+      const drained = await s.drain(0);
+      expect(drained).toEqual({ inFlight: 0, cut: 0, refused: 0 });
+      await conn.closed;
+    } finally {
+      acceptor.close();
+      server = undefined;
+    }
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The SQLite store as a worker process of `serve --workers` sees it: its writes go to the process
- * that owns the database file (host.ts) over the cluster's IPC channel, so that one writer
+ * that owns the database file (host.ts) over its IPC channel (server/workers.ts), so that one writer
  * group-commits every worker's transactions (several processes writing one SQLite file would
  * queue on its write lock, each one's event loop blocked while SQLite's busy handler sleeps:
  * docs/benchmarks.md). Its reads use its own connection to the file, which sees committed state.

@@ -1,7 +1,7 @@
 /**
  * The messages between a worker process and the process that owns the SQLite store's writer (the
- * primary of `serve --workers`), over the IPC channel node:cluster opens (structured clone, so
- * Buffers cross as Buffers). Two kinds of transaction:
+ * primary of `serve --workers`), over the IPC channel node:child_process opens (`advanced`
+ * serialization: structured clone, so Buffers cross as Buffers). Two kinds of transaction:
  *
  *   call   a procedure (procedures.ts) and its input → done: its result or its error. One message
  *          each way; the writer runs it in its next group commit with everyone else's.
@@ -33,7 +33,7 @@ export interface WireError {
   broker?: { code: ProblemCode; reason: string; retryAfterSeconds?: number };
 }
 
-/** The envelope's key: other messages on the channel (node:cluster's own, the primary's) are not ours. */
+/** The envelope's key: other messages on the channel (Node's own, the workers' in server/workers.ts) are not ours. */
 export const ENVELOPE = 'keyanchorStore';
 export type Envelope<M> = { [ENVELOPE]: M[] };
 
@@ -63,7 +63,7 @@ export function fromWire(w: WireError): Error {
   return new RemoteStoreError(w.message, w.code);
 }
 
-/** A message channel: a cluster worker's `process`, or the primary's handle on one worker. */
+/** A message channel: a worker's `process`, or the primary's ChildProcess of one worker. */
 export interface Channel {
   send(message: unknown): void;
   /** Calls `fn` for every message; returns a function that stops it. */

@@ -1,6 +1,6 @@
 /**
  * The SQLite writer shared by worker processes (src/store/remote/) on a real SQLite file, over a
- * channel that serializes each message as node:cluster's IPC does: what a worker's failure, a
+ * channel that serializes each message as a child process's IPC does: what a worker's failure, a
  * stalled worker, an unknown procedure and a gone writer do. (The store contract suites run
  * through it too: test/contract/store.sqliteWorkers.test.ts.)
  */
