@@ -129,7 +129,10 @@ describe('a bounded load test: one service floods and is cut off, the other carr
     action: suspend
 `);
     const config = path.join(w.dir, 'load.json');
-    writeFileSync(config, JSON.stringify({ stateDir: w.stateDir, policyDir: w.policyDir, insecureHttp: true, listen: { host: '127.0.0.1', port: 0 }, log: { level: 'warn' } }));
+    // Both services come from 127.0.0.1 here (in production, from different nodes): the per-source
+    // challenge limit is lifted so that only the policy's controls decide.
+    const nonce = { perSource: { ratePerSecond: 100_000, burst: 100_000 } };
+    writeFileSync(config, JSON.stringify({ stateDir: w.stateDir, policyDir: w.policyDir, insecureHttp: true, listen: { host: '127.0.0.1', port: 0 }, log: { level: 'warn' }, nonce }));
     for (const [i, key] of [APP_KEY, IMG_KEY].entries()) {
       const made = await runKeyanchor(['--config', config, 'keys', 'create', ...(i === 0 ? ['--init'] : []), key]);
       expect(made.code, made.stderr).toBe(0);
@@ -143,11 +146,11 @@ describe('a bounded load test: one service floods and is cut off, the other carr
 
   async function once(who: 'app' | 'pinned'): Promise<string> {
     const ch = await postJson(`${broker.url}/v1/challenge`, {});
+    if (ch.status !== 200) return `challenge ${ch.status} ${ch.code ?? ''}`;
     const opts = who === 'app' ? {} : { binary: { sha256: w.pinnedSha256, sigs: [] }, image: { digest: w.imageDigest }, keys: [{ name: IMG_KEY }] };
     const ev = await makeEvidence(w, { nonce: ch.body.nonce as string, ...opts });
     const a = await postJson(`${broker.url}/v1/attest`, { evidence: ev.compact });
-    // The other service's failures carry their detail, so that a failure says why.
-    return `${a.status}${a.code ? ` ${a.code}` : ''}${who === 'pinned' && a.status !== 200 ? `: ${String(a.body.detail)}` : ''}`;
+    return `${a.status}${a.code ? ` ${a.code}` : ''}`;
   }
 
   it(`${FLOOD_WORKERS} workers flood one service: at most ${THRESHOLD} + 1 + what was in flight is released, then nothing; every request of the other service succeeds`, { timeout: 120_000 }, async () => {
