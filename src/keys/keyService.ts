@@ -85,12 +85,15 @@ export class KeyService {
       const newest = await newestVersion(this.store.read, name);
       if (newest === undefined) throw new BrokerError('key_unknown', `no key ${name}`);
       const v = await this.#newVersion({ name, version: newest + 1 }, actor, this.#now());
+      // The key as this rotation left it, read in its transaction: its version is the newest (a
+      // rotation that lands after it cannot be in the answer, so each racer reports its own).
       const landed = await this.store.transaction(async (tx) => {
-        if (!(await insertVersion(tx, name, v))) return false;
+        if (!(await insertVersion(tx, name, v))) return undefined;
         await this.#changed(tx, { event: 'key.rotate', actor, key: name, version: v.version });
-        return true;
+        const [k] = await readKeys(tx, { names: [name] });
+        return info(k!, (await readReleaseStats(tx, [name])).get(name));
       });
-      if (landed) return this.show(name);
+      if (landed) return landed;
     }
     throw new BrokerError('store_unavailable', `rotating ${name}: ${ROTATE_ATTEMPTS} other rotations took the next version first`);
   }
