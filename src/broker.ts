@@ -58,6 +58,8 @@ export interface Broker {
   accept(socket: Socket): void;
   /** The state store (the primary of `serve --workers` runs its workers' transactions on it). */
   readonly store: StateStore;
+  /** The metrics (under `serve --workers`, their `gather` makes every scrape show the whole broker). */
+  readonly metrics: BrokerMetrics;
 }
 
 export interface BrokerOptions {
@@ -343,6 +345,7 @@ export async function startBroker(config: Config, opts: BrokerOptions = {}): Pro
     },
     accept: (socket) => server.accept(socket),
     store: b.store,
+    metrics: b.metrics,
     close: (graceMs = config.server.shutdownGraceSeconds * 1000) =>
       (closing ??= (async () => {
         await server.drain(graceMs);

@@ -9,6 +9,7 @@ import { PolicyRefusal } from '../policy/bundle/refusals.js';
 import { formatProblem } from '../policy/problems.js';
 import { PolicyStartError } from '../policy/runtime.js';
 import { StoreHost } from '../store/remote/host.js';
+import { MetricsGatherer, workerMetrics } from '../server/workerMetrics.js';
 import { isToWorker, primaryChannel, WORKER_FLAG, WorkerPool, workerCount, type FromWorker } from '../server/workers.js';
 import { configFrom, EXIT, fail, reportConfigError } from './context.js';
 
@@ -111,6 +112,7 @@ function untilSignalled(broker: Broker, more: { worker?: boolean; onStop?: (stop
 async function serveAsWorker(config: Config, id: number): Promise<void> {
   const log = createLogger(config.log.level).child({ worker: id });
   const broker = await start(config, { log, worker: config.store.kind === 'sqlite' ? { writer: primaryChannel() } : {} });
+  broker.metrics.gather = workerMetrics(() => broker.metrics.snapshot(), log);
   process.on('message', (m: unknown, handle: unknown) => {
     if (!isToWorker(m) || m.keyanchorWorker !== 'connection') return;
     if (handle) broker.accept(handle as Socket);
@@ -133,7 +135,9 @@ async function serveWithWorkers(config: Config, workers: number): Promise<void> 
   let pool: WorkerPool | undefined;
   const broker = await start(config, { log, primary: { handOff: (socket) => pool?.handOff(socket) ?? false, workersGone: async () => void (await pool?.exited) } });
   const host = config.store.kind === 'sqlite' ? new StoreHost(broker.store, { interactiveTimeoutMs: config.store.busyTimeoutMs }) : undefined;
-  pool = new WorkerPool(config, workers - 1, log, host);
+  const gatherer = new MetricsGatherer(() => broker.metrics.snapshot(), () => pool?.readyChildren() ?? [], log);
+  broker.metrics.gather = () => gatherer.gather();
+  pool = new WorkerPool(config, workers - 1, log, host, (child) => gatherer.attach(child));
   pool.start();
   let stopping = 0;
   const stop = (why: string) => {

@@ -4,7 +4,7 @@
  * alarm names, outcomes, webhook targets. Never a nonce, request id, digest, node or key name:
  * those are in the log and the audit trail. Every metric is documented in docs/operations.md.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { FiredAlarm } from '../alarms/evaluate.js';
 import type { MetricSample } from '../policy/counters.js';
 import type { WebhookStats } from '../webhook/sender.js';
@@ -21,6 +21,9 @@ export interface MetricSources {
   inFlight: () => number;
 }
 
+/** One process's registry as data (prom-client's JSON form), for aggregation across processes. */
+export type MetricSnapshot = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
 /** Latency buckets, in seconds: 0.5 ms to 10 s. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -36,6 +39,11 @@ export class BrokerMetrics {
   readonly #store: Histogram<'outcome'>;
   readonly #challenges: Counter;
   readonly #issued: ChallengeWindow;
+  /**
+   * Under `serve --workers`: every process's snapshot, this one's included (server/workerMetrics.ts),
+   * so that a scrape shows the broker's counts, not one process's. Absent: this process alone.
+   */
+  gather: (() => Promise<MetricSnapshot[]>) | undefined;
 
   constructor(sources: MetricSources, opts: { nonceTtlMs: number; now: () => number }) {
     const registers = [this.registry];
@@ -72,6 +80,7 @@ export class BrokerMetrics {
       help: 'Active suspensions by kind of subject (software, zone, key, node)',
       labelNames: ['kind'],
       registers,
+      aggregator: 'max', // every process holds the same set, from the store
       collect() {
         this.reset();
         for (const kind of ['software', 'zone', 'key', 'node']) this.set({ kind }, sources.suspensions().get(kind) ?? 0);
@@ -139,8 +148,15 @@ export class BrokerMetrics {
     this.#alarms.inc({ alarm: f.alarm, action: f.action });
   }
 
-  /** The exposition, and its content type. */
+  /** This process's registry as data. */
+  async snapshot(): Promise<MetricSnapshot> {
+    this.#bridge.sync();
+    return this.registry.getMetricsAsJSON();
+  }
+
+  /** The exposition, and its content type: this process's, or every process's aggregated (`gather`). */
   async render(): Promise<{ contentType: string; body: string }> {
+    if (this.gather) return { contentType: this.registry.contentType, body: await AggregatorRegistry.aggregate(await this.gather()).metrics() };
     this.#bridge.sync();
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }

@@ -17,7 +17,9 @@ class SampleFamily {
 
   get() {
     const values = this.latest().filter((s) => s.name === this.name).map((s) => ({ labels: s.labels ?? {}, value: s.value }));
-    return { name: this.name, help: this.help, type: this.type, values, aggregator: 'sum' as const };
+    // Across the processes of `serve --workers`: counts add up; a gauge (the policy's version and
+    // expiry, the newest checkpoint's time) is the same or newest everywhere.
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.type === 'gauge' ? ('max' as const) : ('sum' as const) };
   }
 }
 

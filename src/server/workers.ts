@@ -114,6 +114,8 @@ export class WorkerPool {
     private readonly count: number,
     private readonly log: Logger,
     private readonly host: StoreHost | undefined,
+    /** Told of each worker process as it is started (the metrics gatherer listens to it). */
+    private readonly onFork: (child: ChildProcess) => void = () => undefined,
   ) {
     this.ready = new Promise((resolve, reject) => (this.#settle = { resolve, reject }));
     this.ready.catch(() => undefined);
@@ -145,6 +147,11 @@ export class WorkerPool {
       return true;
     }
     return false;
+  }
+
+  /** The worker processes that are ready. */
+  readyChildren(): ChildProcess[] {
+    return this.#ready.map((w) => w.child);
   }
 
   tell(m: ToWorker): void {
@@ -185,6 +192,7 @@ export class WorkerPool {
     const w: Worker = { id, child, ready: false, receiving: undefined };
     this.#live.add(w);
     const detach = this.host?.attach(childChannel(child));
+    this.onFork(child);
     // Only 'exit' decides what follows; an error here (a signal that could not be sent) is logged.
     child.on('error', (e) => this.log.warn({ worker: id, err: String(e) }, 'worker process error'));
     child.on('message', (m: unknown) => {

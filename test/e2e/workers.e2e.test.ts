@@ -249,4 +249,35 @@ describe('serve --workers 2', () => {
     expect(logLines(broker, 'shutdown: complete').map(who).sort()).toEqual(['1', 'primary']);
     expect(logLines(broker, 'policy reloaded')).toHaveLength(2);
   });
+
+  it('/metrics shows the whole broker whichever process answers the scrape', async () => {
+    const broker = await startBrokerProcess(['--config', files.config, 'serve']);
+    try {
+      const RELEASES = 10;
+      for (let i = 0; i < RELEASES; i++) {
+        const { compact } = await makeEvidence(w, { nonce: await challenge(broker.url) });
+        expect((await post(broker.url, '/v1/attest', { evidence: compact })).status).toBe(200);
+      }
+      // Connections alternate between the two processes: the challenges went to one and the
+      // attestations to the other, so neither process alone counted both.
+      const releasedBy = new Set(logLines(broker, 'keys released').map(who));
+      expect(releasedBy.size).toBe(1);
+      const scrape = () =>
+        new Promise<string>((resolve, reject) => {
+          https.get(`${broker.url}/metrics`, { ca, agent: false }, (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => (body += c));
+            res.on('end', () => resolve(body));
+          }).on('error', reject);
+        });
+      const released = (text: string) => [...text.matchAll(/^keyanchor_releases_total\{zone="[^"]*"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      const challenges = (text: string) => Number(/^keyanchor_challenges_total (\d+)$/m.exec(text)?.[1]);
+      const scrapes = [await scrape(), await scrape(), await scrape(), await scrape()];
+      expect(scrapes.map(released)).toEqual(Array(4).fill(RELEASES));
+      expect(scrapes.map(challenges)).toEqual(Array(4).fill(RELEASES));
+      expect(scrapes[0]).toMatch(/^keyanchor_suspensions_active\{kind="node"\} 0$/m);
+    } finally {
+      await broker.stop();
+    }
+  });
 });
