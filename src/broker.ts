@@ -3,7 +3,6 @@
  * only place that turns configuration into running parts.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import type { RequestListener } from 'node:http';
 import type { Socket } from 'node:net';
 import { adminTlsOptions, createAuthenticator } from './admin/index.js';
@@ -13,12 +12,12 @@ import { NonceService } from './attestation/nonces.js';
 import { SourceLimiter } from './attestation/sourceLimiter.js';
 import { policyEvent } from './audit/events.js';
 import { AuditRecorder } from './audit/recorder.js';
+import { ensureDemoKey, prepareFiles, purgeEvery, startPolicy, warnMissingKeys } from './brokerSetup.js';
 import { RefusalTally } from './audit/unauthenticated.js';
 import { startBrokerAudit, type BrokerAudit } from './audit/wiring.js';
 import { systemClock, type Clock } from './clock.js';
 import { ConfigError, type Config } from './config.js';
 import type { KeyCustodian } from './custody/custodian.js';
-import { devPaths, ensureDevIdentities, ensureDevTls, signDemoApp } from './dev/bootstrap.js';
 import { KeyService } from './keys/keyService.js';
 import type { BrokerError } from './errors.js';
 import { openKeys, type OpenMode } from './keys/openKeys.js';
@@ -29,10 +28,8 @@ import { createLogger, type Logger } from './log.js';
 import { BrokerMetrics } from './metrics/brokerMetrics.js';
 import { listenMetrics } from './metrics/server.js';
 import { controlsOf } from './limits/controls.js';
-import { MAX_ALARM_SPAN_MS } from './policy/compileControls.js';
 import type { PolicyHighWater } from './policy/highWater.js';
-import { PolicyRuntime, type ReloadOutcome, type RuntimeOptions } from './policy/runtime.js';
-import type { Policy } from './policy/types.js';
+import type { PolicyRuntime, ReloadOutcome } from './policy/runtime.js';
 import { Readiness } from './readiness.js';
 import { listen } from './server/listen.js';
 import { StoreHighWater } from './store/highWater.js';
@@ -41,7 +38,7 @@ import type { Channel } from './store/remote/protocol.js';
 import type { StateStore } from './store/stateStore.js';
 import { WebhookSender } from './webhook/sender.js';
 
-export const DEMO_KEY = 'demo/app-key';
+export { DEMO_KEY, policyVars } from './brokerSetup.js';
 
 export interface Broker {
   url: string;
@@ -80,16 +77,12 @@ export interface BrokerOptions {
   primary?: { handOff: (socket: Socket) => boolean; workersGone: () => Promise<void> };
 }
 
-export const policyVars = (config: Pick<Config, 'stateDir'>) => ({ stateDir: config.stateDir });
 
 /** Opens the store and custody for CLI commands and the server alike (see keys/openKeys.ts for the modes). */
 export { openKeys, type OpenMode };
 
-/** How often readiness is re-checked, and expired state purged, in the background. */
+/** How often readiness is re-checked in the background. */
 const READINESS_INTERVAL_MS = 5_000;
-const PURGE_INTERVAL_MS = 60_000;
-/** Alarm-window counters are kept this long (policy/compileControls.ts bounds an alarm's span by it). */
-const COUNTER_RETENTION_MS = MAX_ALARM_SPAN_MS;
 /** How long a stopping broker waits for the alarm webhook's queue to empty. */
 const WEBHOOK_DRAIN_MS = 2000;
 
@@ -222,71 +215,11 @@ export async function assembleBroker(config: Config, opts: BrokerOptions = {}): 
   }
 }
 
-/**
- * The files a broker needs before it opens its state: the state directory, and in dev mode the
- * demo credentials and a dev TLS pair. Returns the TLS pair to serve. The primary of
- * `serve --workers` runs it before its workers start, so they find everything made.
- */
-export async function prepareFiles(config: Config, log: Logger): Promise<{ tls?: { cert: string; key: string }; tlsCa?: string }> {
-  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
-  const dev = devPaths(config.stateDir);
-  if (config.dev.enabled) {
-    if (await ensureDevIdentities(dev)) log.info({ nodeCert: dev.nodeCert, publisherKey: dev.publisherKey }, 'generated demo node and publisher credentials');
-    signDemoApp(dev);
-  }
-  if (config.insecureHttp || config.tls) return config.tls ? { tls: config.tls } : {};
-  if (!config.dev.enabled) throw new Error('no TLS certificate configured: set tls.cert and tls.key (or, on a laptop, run with --dev)');
-  if (await ensureDevTls(dev, [config.listen.host])) log.info({ ca: dev.tlsCa }, 'generated a dev TLS CA and server certificate');
-  return { tls: { cert: dev.tlsCert, key: dev.tlsKey }, tlsCa: dev.tlsCa };
-}
-
-/** In dev mode, the demo key, made once per store. */
-export async function ensureDemoKey(config: Config, keys: KeyService, log: Logger): Promise<void> {
-  if (!config.dev.enabled || (await keys.has(DEMO_KEY))) return;
-  await keys.create(DEMO_KEY, 'keyanchor-dev-bootstrap').catch(async (e: unknown) => {
-    if (!(await keys.has(DEMO_KEY))) throw e; // another replica made it first
-  });
-  log.info({ key: DEMO_KEY }, 'created the demo key');
-}
-
-/** Purges expired state every PURGE_INTERVAL_MS; returns the function that stops it. */
-export function purgeEvery(store: StateStore, clock: Clock, onError: (e: unknown) => void): () => void {
-  const purge = setInterval(() => void store.purge(clock.now() - COUNTER_RETENTION_MS).catch(onError), PURGE_INTERVAL_MS);
-  purge.unref();
-  return () => clearInterval(purge);
-}
-
 async function closeAll(stop: Array<() => Promise<void> | void>): Promise<void> {
   for (const f of stop.splice(0)) await f();
 }
 
 const randomKey = () => randomBytes(32).toString('base64');
-
-/** The policy runtime: the first load (fatal on failure), then reloads; watching when configured. */
-async function startPolicy(config: Config, clock: Clock, log: Logger, onLoaded: (s: { policy: Policy }) => void, highWater: PolicyHighWater, onOutcome: RuntimeOptions['onOutcome']): Promise<PolicyRuntime> {
-  const rt = await PolicyRuntime.start({
-    dir: config.policyDir,
-    vars: policyVars(config),
-    root: config.policy.root,
-    requireSigned: config.policy.requireSignedPolicy,
-    highWater,
-    clock,
-    log,
-    onLoaded,
-    onOutcome,
-  });
-  if (config.policy.watch) rt.watch(config.policy.watchDebounceMs);
-  return rt;
-}
-
-/** One warning for every grant of a key the store does not hold (a summary, for large policies). */
-async function warnMissingKeys(policy: Policy, keys: KeyService, log: Logger): Promise<void> {
-  const granted = new Set<string>();
-  for (const sw of policy.software) for (const g of sw.grants) for (const k of g.keys) granted.add(k.name);
-  const missing: string[] = [];
-  for (const name of granted) if (!(await keys.has(name).catch(() => true))) missing.push(name);
-  if (missing.length) log.warn({ keys: missing.slice(0, 20), count: missing.length }, 'the policy grants keys that do not exist yet');
-}
 
 export async function startBroker(config: Config, opts: BrokerOptions = {}): Promise<Broker> {
   const log = opts.log ?? createLogger(config.log.level);
