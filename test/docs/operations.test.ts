@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { assembleBroker } from '../../src/broker.js';
 import { systemClock } from '../../src/clock.js';
 import { ConfigSchema, parseConfig } from '../../src/config.js';
 import { pkcs11ToolKekCommand } from '../../src/custody/pkcs11/kek.js';
@@ -14,6 +15,7 @@ import { WebhookSender } from '../../src/webhook/sender.js';
 import { signWebhook, webhookKey } from '../../src/webhook/signing.js';
 import { freePort } from '../helpers/postgres.js';
 import { ROOT } from '../helpers/processes.js';
+import { makeWorld } from '../helpers/world.js';
 
 const until = async (cond: () => boolean) => {
   for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
@@ -109,12 +111,22 @@ describe('docs/operations.md: the controls', () => {
       { policy: () => new PolicyCounters().samples({ signed: true, version: 3, expires: Date.now() + 86_400_000 }, Date.now()), webhooks: () => [], suspensions: () => new Map(), inFlight: () => 0 },
       { nonceTtlMs: 60_000, now: () => Date.now() },
     );
-    const exported = new Set([...(await metrics.render()).body.matchAll(/^# TYPE (keyanchor_\w+) /gm)].map((m) => m[1]!));
-    expect(exported.size).toBeGreaterThan(15);
+    // What a running broker exports (its audit trail, with a witness), and what only a signed policy adds (its version and expiry).
+    const w = await makeWorld({ configExtra: { audit: { witnesses: [{ kind: 'file', path: 'witness.jsonl' }] } } });
+    const b = await assembleBroker(w.config);
+    const names = (text: string) => [...text.matchAll(/^# TYPE (keyanchor_\w+) /gm)].map((m) => m[1]!);
+    let exported: Set<string>;
+    try {
+      exported = new Set([...names((await b.metrics.render()).body), ...names((await metrics.render()).body)]);
+    } finally {
+      await b.close();
+      w.cleanup();
+    }
+    expect(exported).toContain('keyanchor_audit_witness_sent_total');
+    expect(exported.size).toBeGreaterThan(25);
     const used = rules.groups.flatMap((g) => g.rules.flatMap((r) => [...r.expr.matchAll(/keyanchor_\w+/g)].map((m) => m[0].replace(/_(bucket|count|sum)$/, ''))));
     expect(used.length).toBeGreaterThan(5);
-    // The audit trail's metrics come from a running broker's parts: test/integration/alarms.test.ts checks those names on a real /metrics.
-    for (const name of used.filter((n) => !n.startsWith('keyanchor_audit_'))) expect(exported, name).toContain(name);
+    for (const name of used) expect(exported, name).toContain(name);
     for (const name of exported) expect(doc, name).toContain(`| \`${name}\` |`);
   });
 });
