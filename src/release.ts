@@ -46,7 +46,7 @@ import { assertInForce, type PolicySnapshot } from './policy/runtime.js';
 import type { Policy } from './policy/types.js';
 import type { ReleasedKey } from './protocol.js';
 import type { StoredVersion } from './store/keys.js';
-import { appendRecord, commitRefusal, commitRelease, isNonceRefusal, limitThatRefused } from './releaseCommit.js';
+import { appendRecord, commitRefusal, commitRelease, isNonceRefusal, limitThatRefused, recordedCodes } from './releaseCommit.js';
 import { storeUnavailable, type StateStore } from './store/stateStore.js';
 
 export interface ReleaseDeps {
@@ -193,14 +193,13 @@ function refuseIfSuspended(deps: ReleaseDeps, controls: Controls, s: RequestSubj
  * recorded and counted, its alarms. If this cannot be written, the answer is store_unavailable.
  */
 async function recordRefusal(deps: ReleaseDeps, controls: Controls, claims: NonceClaims, attempt: Attempt, trail: Trail, subjects: RequestSubjects, err: BrokerError, now: number): Promise<BrokerError> {
-  const codes = isNonceRefusal(err.code) ? [err.code] : [err.code, 'nonce_replayed', 'nonce_expired'];
   let out;
   try {
     out = await deps.store.transaction(commitRefusal, {
       nonce: isNonceRefusal(err.code) ? undefined : claims,
       now,
       code: err.code,
-      alarmCounts: Object.fromEntries(codes.map((c) => [c, controls.alarmCounts('refusals', subjects, now, c)])),
+      alarmCounts: Object.fromEntries(recordedCodes(err.code).map((c) => [c, controls.alarmCounts('refusals', subjects, now, c)])),
       record: { event: 'refusal', requestId: attempt.requestId, reason: capText(err.reason), source: attempt.source, ...recorded(trail) },
     });
   } catch (e) {

@@ -87,6 +87,9 @@ export interface RefusalInput {
 
 export const isNonceRefusal = (code: string) => NONCE_CODES.has(code);
 
+/** The codes a refusal given `code` may be recorded under (commitRefusal): its own, or a nonce refusal's if another attempt used the nonce first. */
+export const recordedCodes = (code: string): string[] => (NONCE_CODES.has(code) ? [code] : [code, ...NONCE_CODES]);
+
 /**
  * A refusal after authentication: the nonce is used up (unless the refusal was about the nonce
  * itself), the refusal recorded and counted (per code and minute, and for the alarms that count
@@ -102,9 +105,12 @@ export const commitRefusal = txProcedure('release.refusal', async (tx, c: Refusa
   }
   const code = answer?.code ?? c.code;
   await appendAudit(tx, { ...c.record, code, ...(answer ? { reason: answer.reason } : {}) }, c.now);
-  await addCounters(tx, [{ key: `refusals:${code}`, bucket: Math.floor(c.now / 60_000) * 60_000 }]);
+  await addCounters(tx, [{ key: `refusals:${code}`, bucket: minuteOf(c.now) }]);
   const fired = await countForAlarms(tx, c.alarmCounts[code] ?? [], c.now, c.record.requestId);
   return { answer, fired };
 });
+
+/** The start of the minute, epoch ms (counter buckets are the start of their period). */
+const minuteOf = (ms: number) => Math.floor(ms / 60_000) * 60_000;
 
 export const appendRecord = txProcedure('audit.append', (tx, r: { record: AuditEvent; at: number }) => appendAudit(tx, r.record, r.at));
